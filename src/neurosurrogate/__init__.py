@@ -1,0 +1,13 @@
+"""neurosurrogate: NEURON ground truth and fast streaming ANN surrogates of neurons.
+
+Public API (re-exports only; importing this package imports neither NEURON
+nor torch).
+"""
+
+from neurosurrogate.biophys.cells import CELLS, PointCell, SynapseSpec, get_cell
+from neurosurrogate.data.trace import Trace
+from neurosurrogate.inputs import EventTable, EventTableError
+
+__version__ = "0.1.0"
+
+__all__ = ["CELLS", "EventTable", "EventTableError", "PointCell", "SynapseSpec", "Trace", "get_cell", "__version__"]

@@ -1,0 +1,1 @@
+"""Traces, datasets, storage and action-potential peak handling (no NEURON, no torch)."""

@@ -1,0 +1,38 @@
+"""Shared fixtures. NEURON keeps global state, so NEURON cases run in fresh
+worker processes (see ``in_fresh_process``)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(TESTS))
+os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+
+
+def in_fresh_process(func, *args, **kwargs):
+    """Run ``func(*args, **kwargs)`` in a new spawned process and return its result."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(func, args, kwargs)
+
+
+@pytest.fixture
+def run_neuron():
+    return in_fresh_process
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 600):
+    """Run the installed console command; returns CompletedProcess (text)."""
+    import subprocess
+
+    exe = Path(sys.executable).parent / "neurosurrogate"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "neurosurrogate.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)

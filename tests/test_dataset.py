@@ -1,0 +1,96 @@
+"""Dataset generation with NEURON: round trip, provenance, resume, errors."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from neurosurrogate.biophys.cells import get_cell
+from neurosurrogate.data import dataset as ds
+
+pytestmark = pytest.mark.neuron
+
+
+def _generate(out, n, seed=3, workers=2, **kw):
+    # generation spawns fresh worker processes, so NEURON never runs in the test process
+    from neurosurrogate.biophys.generate import generate_dataset
+
+    return generate_dataset(out, get_cell("point-hh"), n, 300, seed, protocol="paper", workers=workers,
+                            progress=False, **kw)
+
+
+def test_round_trip_and_provenance(tmp_path):
+    out = _generate(tmp_path / "d.h5", 5)
+    d = ds.load_dataset(out)
+    assert d.n_trials == 5 and d.v_mV.shape == (5, 300)
+    assert d.config["seed"] == 3 and d.config["protocol"] == "paper"
+    assert d.cell["gnabar_S_cm2"] == 0.12
+    for k in ("git_commit", "neuron_version", "python_version", "neurosurrogate_version"):
+        assert k in d.provenance
+    assert [s["kind"] for s in d.synapses] == ["exc", "inh"]
+    with h5py.File(out) as f:
+        assert f.attrs["complete"]
+        assert set(f["trials/000000"].keys()) >= {"events", "v_mV", "ina", "ik", "spike_times_ms"}
+    assert not ds.parts_dir(out).exists()
+    # deterministic in (seed, trial): a second file from one worker is identical
+    out2 = _generate(tmp_path / "d2.h5", 5, workers=1)
+    assert np.array_equal(ds.load_dataset(out2).v_mV, d.v_mV)
+    # the same command again is a no-op, another configuration is refused
+    assert _generate(out, 5) == out
+    with pytest.raises(ds.DatasetError, match="different"):
+        _generate(out, 6)
+
+
+def test_resume_keeps_finished_trials_and_ignores_half_written(tmp_path):
+    full = ds.load_dataset(_generate(tmp_path / "ref.h5", 4))
+    out = tmp_path / "d.h5"
+    # an "interrupted" run: trials 0 and 2 finished (trial 0 marked), trial 1 half-written
+    from neurosurrogate.biophys.generate import trial_events
+
+    cell = get_cell("point-hh")
+    config = {"cell_name": "point-hh", "protocol": "paper", "protocol_options": {}, "n_trials": 4,
+              "duration_ms": 300.0, "seed": 3, "cell": cell.to_dict()}
+    ds.write_meta(out, config)
+    for i in (0, 2):
+        arrays = {"v_mV": full.v_mV[i].astype(float), "ina": full.ina[i], "ik": full.ik[i],
+                  "spike_times_ms": full.spike_times_ms[i]}
+        if i == 0:
+            arrays["v_mV"] = arrays["v_mV"] + 1000.0  # marker: a resumed run must not redo it
+        ds.write_part(out, i, trial_events(cell, "paper", {}, 300.0, 3, i), arrays)
+    (ds.parts_dir(out) / ".trial_000001.npz.abc.tmp").write_bytes(b"half")
+    assert sorted(ds.finished_parts(out)) == [0, 2]
+    _generate(out, 4)
+    d = ds.load_dataset(out)
+    assert np.allclose(d.v_mV[0], full.v_mV[0] + 1000.0)
+    assert np.array_equal(d.v_mV[1:], full.v_mV[1:])
+
+
+def test_parts_of_another_config_are_refused(tmp_path):
+    out = tmp_path / "d.h5"
+    ds.write_meta(out, {"seed": 1})
+    with pytest.raises(ds.DatasetError, match="different configuration"):
+        _generate(out, 2)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ds.DatasetError, match="does not exist"):
+        ds.load_dataset(tmp_path / "no.h5")
+    (tmp_path / "junk.h5").write_bytes(b"junk")
+    with pytest.raises(ds.DatasetError, match="HDF5"):
+        ds.load_dataset(tmp_path / "junk.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f.attrs["format"] = json.dumps("x")
+    with pytest.raises(ds.DatasetError, match="complete"):
+        ds.load_dataset(tmp_path / "other.h5")
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="n_trials"):
+        _generate(tmp_path / "a.h5", 0)
+    with pytest.raises(ValueError, match="protocol"):
+        from neurosurrogate.biophys.generate import generate_dataset
+
+        generate_dataset(tmp_path / "b.h5", get_cell("point-hh"), 1, 100, 0, protocol="bogus", progress=False)
