@@ -1,5 +1,5 @@
 # neurosurrogate: set-up, main job, tests. `make run` and `make test` work on a fresh machine.
-.PHONY: setup run test test-all bench clean
+.PHONY: setup run test test-all bench clean shipped-model
 
 setup:
 	bash scripts/setup.sh
@@ -18,3 +18,6 @@ bench: setup
 
 clean:
 	rm -rf out .pytest_cache
+
+shipped-model: setup
+	bash scripts/make_shipped_model.sh

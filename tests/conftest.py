@@ -36,3 +36,19 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 600):
     exe = Path(sys.executable).parent / "neurosurrogate"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "neurosurrogate.cli"]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu are skipped (with the reason shown) where torch sees no CUDA device."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

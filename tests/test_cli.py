@@ -56,6 +56,8 @@ def test_dataset_mode_and_demo(tmp_path):
     r = cli("demo", "--quick", "--out-dir", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "demo" / "groundtruth.png").exists()
+    assert (tmp_path / "demo" / "neuron_vs_surrogate.png").exists()
+    assert "variance" in r.stdout or "VE" in r.stdout
 
 
 @pytest.mark.parametrize(

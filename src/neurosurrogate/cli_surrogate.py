@@ -1,7 +1,198 @@
-"""CLI commands of the surrogate stage (train, evaluate, predict, compare-architectures)."""
+"""CLI commands of the surrogate stage: train, evaluate, predict, compare-architectures."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
 
-def add_commands(sub, CLIError) -> None:  # filled in by the surrogate stage
-    return None
+import numpy as np
+
+
+def _err(CLIError, exc):
+    return CLIError(str(exc))
+
+
+def add_commands(sub, CLIError) -> None:
+    from neurosurrogate.cli import _duration, _positive_int
+
+    q = sub.add_parser(
+        "train", help="train a surrogate from a TOML config",
+        description="Train a streaming surrogate on NEURON datasets (truncated BPTT over whole trials, "
+        "early stopping on separate validation trials, checkpoints every N steps). Re-running the same "
+        "command resumes from the checkpoint in out_dir. Keys: see neurosurrogate.train.config.TrainConfig.")
+    q.add_argument("--config", required=True, help="TOML file (paths inside are relative to it)")
+    q.add_argument("--out-dir", dest="out_dir", help="override out_dir")
+    q.add_argument("--max-minutes", dest="max_minutes", type=float, help="override the time budget")
+    q.add_argument("--max-steps", dest="max_steps", type=_positive_int, help="override the step budget")
+    q.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def cmd_train(args):
+        from neurosurrogate.data.dataset import DatasetError
+        from neurosurrogate.train.config import TrainConfig
+        from neurosurrogate.train.loop import TrainError, train
+
+        try:
+            cfg = TrainConfig.from_toml(args.config, out_dir=args.out_dir, max_minutes=args.max_minutes,
+                                        max_steps=args.max_steps)
+            if args.out_dir:
+                import dataclasses
+
+                cfg = dataclasses.replace(cfg, out_dir=args.out_dir)
+            train(cfg, resume=not args.no_resume, progress=not args.quiet)
+        except (ValueError, DatasetError, TrainError) as exc:
+            raise CLIError(f"train: {exc}") from None
+        except KeyboardInterrupt:
+            print("\ninterrupted: run the same command again to resume from the last checkpoint")
+            return 130
+        return 0
+
+    q.set_defaults(func=cmd_train)
+
+    q = sub.add_parser(
+        "predict", help="run a surrogate on an event table (the prediction contract)",
+        description="Free-running surrogate prediction from rest: writes t_ms, v_mV (1 kHz), spike_times_ms "
+        "(and ina, ik if the model predicts them) to an NPZ.")
+    q.add_argument("--model", default="point-hh", help="shipped model name or model folder (default point-hh)")
+    q.add_argument("--events", required=True, help="event table (.npz or .csv)")
+    q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0)
+    q.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    q.add_argument("--out", required=True, help="output .npz")
+    q.add_argument("--plot", help="also write a PNG of the predicted trace")
+
+    def cmd_predict(args):
+        from neurosurrogate.data.io import atomic_path, provenance
+        from neurosurrogate.inputs import EventTable, EventTableError
+        from neurosurrogate.surrogate.model import ModelError, SurrogateModel
+
+        out = Path(args.out)
+        if out.suffix.lower() != ".npz":
+            raise CLIError(f"--out {out}: expected a .npz file")
+        try:
+            model = SurrogateModel.load(args.model)
+        except ModelError as exc:
+            raise CLIError(f"--model: {exc}") from None
+        try:
+            ev = EventTable.load(args.events).check_synapses(model.encoding.n_synapses)
+        except EventTableError as exc:
+            raise CLIError(f"--events: {exc}") from None
+        t = time.perf_counter()
+        tr = model.predict(ev, args.duration_ms, device=args.device)
+        el = time.perf_counter() - t
+        meta = {"model": str(args.model), "arch": model.net.arch_name, "duration_ms": args.duration_ms,
+                "events_file": str(args.events), "units": {"t_ms": "ms", "v_mV": "mV", "spike_times_ms": "ms",
+                                                           "ina": "mA/cm2", "ik": "mA/cm2"},
+                "provenance": provenance()}
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **tr.to_npz_dict(), meta=np.array(json.dumps(meta)))
+        print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (surrogate {el:.3f} s)")
+        if args.plot:
+            from neurosurrogate.plotting import plot_traces
+
+            plot_traces(args.plot, [tr], title=f"surrogate {args.model}")
+        return 0
+
+    q.set_defaults(func=cmd_predict)
+
+    q = sub.add_parser(
+        "evaluate", help="free-running fidelity of a surrogate on held-out NEURON data; Markdown+PNG report",
+        description="Runs the surrogate free from rest on held-out trials and compares with NEURON: variance "
+        "explained, Pearson r (all and subthreshold samples), spike precision/recall at ±10 and ±2 ms, "
+        "spike-time shift, firing rates; long-run stability (explained variance per second).")
+    q.add_argument("--model", default="point-hh", help="shipped model name or model folder")
+    q.add_argument("--data", action="append", help="held-out dataset (.h5), repeatable")
+    q.add_argument("--regimes", action="store_true",
+                   help="also simulate (or reuse) the standard held-out regimes in --out-dir")
+    q.add_argument("--trials", type=_positive_int, default=40, help="trials per generated regime")
+    q.add_argument("--long-run-s", dest="long_run_s", type=float, default=25.0,
+                   help="length of the long-run stability test, s (0 = skip)")
+    q.add_argument("--out-dir", dest="out_dir", default="out/evaluate")
+    q.add_argument("--update-card", action="store_true", help="write the held-out metrics into the model card")
+
+    def cmd_evaluate(args):
+        from neurosurrogate.biophys.cells import cell_from_dict
+        from neurosurrogate.data.dataset import DatasetError, load_dataset
+        from neurosurrogate.evaluate.report import metrics_table, write_report
+        from neurosurrogate.evaluate.rollout import evaluate_dataset, generate_regimes, long_run
+        from neurosurrogate.surrogate.model import ModelError, SurrogateModel, resolve_model_path
+
+        if not args.data and not args.regimes:
+            raise CLIError("evaluate: give --data FILE (repeatable) and/or --regimes")
+        if args.long_run_s < 0:
+            raise CLIError("--long-run-s must be >= 0")
+        try:
+            model = SurrogateModel.load(args.model)
+        except ModelError as exc:
+            raise CLIError(f"--model: {exc}") from None
+        out = Path(args.out_dir)
+        sets = {}
+        try:
+            for p in args.data or []:
+                sets[Path(p).stem] = load_dataset(p)
+            cell = cell_from_dict(model.card["cell"]) if "cell" in model.card else None
+            if cell is None and sets:
+                cell = cell_from_dict(next(iter(sets.values())).cell)
+            if args.regimes:
+                if cell is None:
+                    raise CLIError("evaluate --regimes: the model card names no cell")
+                for name, path in generate_regimes(out / "data", cell, n_trials=args.trials).items():
+                    sets[name] = load_dataset(path)
+        except DatasetError as exc:
+            raise CLIError(f"--data: {exc}") from None
+        evals = [evaluate_dataset(model, d, name) for name, d in sets.items()]
+        longr = long_run(model, cell, args.long_run_s * 1000) if args.long_run_s > 0 and cell else None
+        rep = write_report(out, f"Fidelity of {args.model}", evals, longr, model.card)
+        print(metrics_table({e.name: e.metrics for e in evals}))
+        if longr is not None:
+            print(f"long run {args.long_run_s:g} s: explained variance per second min {np.nanmin(longr['ev']):.3f} "
+                  f"mean {np.nanmean(longr['ev']):.3f}")
+        summary = {e.name: e.metrics for e in evals}
+        if longr is not None:
+            summary["long_run"] = {"duration_s": args.long_run_s, "ev_per_s": [float(x) for x in longr["ev"]]}
+        (out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
+        print(f"wrote {rep}")
+        if args.update_card:
+            model.card["heldout_metrics"] = summary
+            model.card["heldout_data"] = {n: {"protocol": d.config.get("protocol"),
+                                              "protocol_options": d.config.get("protocol_options"),
+                                              "seed": d.config.get("seed"), "n_trials": d.n_trials,
+                                              "content_hash": d.content_hash} for n, d in sets.items()}
+            from neurosurrogate.evaluate.report import card_markdown
+
+            folder = resolve_model_path(args.model)
+            model.save(folder)
+            (folder / "MODEL_CARD.md").write_text(card_markdown(folder.name, model.card))
+            print(f"updated the model card of {folder} (model.json, MODEL_CARD.md)")
+        return 0
+
+    q.set_defaults(func=cmd_evaluate)
+
+    q = sub.add_parser(
+        "compare-architectures", help="train every registered architecture on the same data and budget",
+        description="The paper's Fig. 1 comparison: parameters, FLOPs per cell-step, one-step error, "
+        "free-running passive and active metrics, wall time per simulated second for 1 and 1000 cells.")
+    q.add_argument("--config", required=True, help="base training TOML (data, budget); arch is replaced")
+    q.add_argument("--archs", default=None, help="comma-separated names, each optionally with sizes, e.g. gru,gru:hidden=32:layers=1 "
+                   "(default: all registered with default sizes)")
+    q.add_argument("--passive-data", dest="passive_data", default=None,
+                   help="held-out dataset of quiet/subthreshold input (default: trials without spikes of --test-data)")
+    q.add_argument("--test-data", dest="test_data", required=True, help="held-out active dataset (.h5)")
+    q.add_argument("--max-minutes", dest="max_minutes", type=float, default=None, help="budget per architecture")
+    q.add_argument("--max-steps", dest="max_steps", type=_positive_int, default=None)
+    q.add_argument("--out-dir", dest="out_dir", default="out/compare")
+    q.add_argument("--quiet", action="store_true")
+
+    def cmd_compare(args):
+        from neurosurrogate.evaluate.compare import compare_architectures
+
+        try:
+            compare_architectures(args.config, args.test_data, args.out_dir, archs=args.archs.split(",") if args.archs else None,
+                                  passive_data=args.passive_data, max_minutes=args.max_minutes,
+                                  max_steps=args.max_steps, progress=not args.quiet)
+        except ValueError as exc:
+            raise CLIError(f"compare-architectures: {exc}") from None
+        return 0
+
+    q.set_defaults(func=cmd_compare)

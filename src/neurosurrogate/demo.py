@@ -1,4 +1,9 @@
-"""The main job on the embedded default (``neurosurrogate demo``)."""
+"""The main job on the embedded default (``neurosurrogate demo``).
+
+Simulates the same random inputs (the paper's protocol) with NEURON and with
+the shipped point-hh surrogate, prints the fidelity table and the speed of
+both, and writes the ground-truth dataset and PNG figures.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +13,51 @@ from pathlib import Path
 import numpy as np
 
 
-def run_demo(out_dir: Path, quick: bool = False) -> int:
-    """Simulate a short ground-truth dataset of the point neuron and plot it."""
+def run_demo(out_dir: Path, quick: bool = False, model_name: str = "point-hh") -> int:
     from neurosurrogate.biophys.cells import get_cell
     from neurosurrogate.biophys.generate import generate_dataset
     from neurosurrogate.data.dataset import load_dataset
-    from neurosurrogate.data.trace import Trace
-    from neurosurrogate.plotting import plot_traces
+    from neurosurrogate.evaluate.metrics import pooled_fidelity
+    from neurosurrogate.evaluate.report import metrics_table
+    from neurosurrogate.evaluate.rollout import dataset_traces
+    from neurosurrogate.plotting import plot_overlay, plot_traces
+    from neurosurrogate.surrogate.model import SurrogateModel
 
     cell = get_cell("point-hh")
     out_dir.mkdir(parents=True, exist_ok=True)
-    n, dur = (4, 500.0) if quick else (16, 2000.0)
+    n, dur = (4, 500.0) if quick else (32, 2000.0)
     path = out_dir / f"groundtruth_{n}x{int(dur)}ms.h5"
+    if path.exists():
+        path.unlink()  # time a fresh NEURON run every time
     t = time.perf_counter()
-    generate_dataset(path, cell, n, dur, seed=0, protocol="paper")
-    el = time.perf_counter() - t
+    generate_dataset(path, cell, n, dur, seed=20261122, protocol="paper", progress=False)
+    t_neuron = time.perf_counter() - t
     d = load_dataset(path)
-    rates = [len(s) / (dur / 1000) for s in d.spike_times_ms]
-    print(f"NEURON ground truth: {n} trials x {dur:g} ms of {cell.name} in {el:.1f} s "
-          f"({n * dur / 1000 / el:.1f} simulated s per wall s); firing rates {np.round(rates, 1).tolist()} Hz")
+    truth = dataset_traces(d)
+    print(f"NEURON: {n} trials x {dur:g} ms of {cell.name} (paper protocol) in {t_neuron:.2f} s wall "
+          f"on all cores, process start-up included; written to {path}")
+
+    model = SurrogateModel.load(model_name)
+    model.predict(d.events[:1], 10.0, device="cpu")  # warm-up
+    t = time.perf_counter()
+    preds = model.predict(d.events, dur, device="cpu")
+    t_sur = time.perf_counter() - t
+    m = pooled_fidelity([tr.v_mV for tr in truth], [p.v_mV for p in preds], [tr.spike_times_ms for tr in truth],
+                        [p.spike_times_ms for p in preds], [dur] * n)
+    print(f"surrogate {model_name} ({model.net.arch_name} {model.net.config}): same {n} trials in {t_sur:.3f} s "
+          f"wall, free-running from rest")
+    print()
+    print(metrics_table({"paper protocol, unseen inputs": m}))
+    print()
+    sim_s = n * dur / 1000
+    print(f"speed: NEURON {sim_s / t_neuron:.1f} simulated s per wall s, surrogate {sim_s / t_sur:.1f} "
+          f"({t_neuron / t_sur:.1f}x); benchmarks/point_speed.py measures cells x speed properly")
     k = min(4, n)
-    trs = [Trace(np.arange(d.v_mV.shape[1], dtype=float), d.v_mV[i], d.spike_times_ms[i]) for i in range(k)]
-    png = plot_traces(out_dir / "groundtruth.png", trs, d.events[:k], [s["kind"] for s in d.synapses],
-                      title="point-hh: NEURON ground truth, paper protocol")
-    print(f"wrote {path} and {png}")
+    order = np.argsort([-len(tr.spike_times_ms) for tr in truth])
+    pick = [int(i) for i in order[[len(order) // 4, len(order) // 2]]] if n > 1 else [0]
+    png = plot_overlay(out_dir / "neuron_vs_surrogate.png", [truth[i] for i in pick], [preds[i] for i in pick],
+                       title="point-hh: NEURON (black) vs surrogate (red), unseen inputs", max_ms=1000)
+    gt = plot_traces(out_dir / "groundtruth.png", truth[:k], d.events[:k], [s["kind"] for s in d.synapses],
+                     title="point-hh: NEURON ground truth, paper protocol")
+    print(f"wrote {png} and {gt}")
     return 0

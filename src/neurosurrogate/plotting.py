@@ -55,3 +55,89 @@ def plot_traces(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_overlay(path, truth: Sequence, pred: Sequence, title: str = "", max_ms: float | None = None) -> Path:
+    """NEURON (black) and surrogate (red) voltage of several trials, spike times as ticks."""
+    plt = _plt()
+    n = max(len(truth), 1)
+    fig, axes = plt.subplots(n, 1, figsize=(11, 2.2 * n + 0.5), sharex=True, squeeze=False)
+    for k, (a, b) in enumerate(zip(truth, pred)):
+        ax = axes[k, 0]
+        m = a.t_ms < (max_ms if max_ms is not None else np.inf)
+        ax.plot(a.t_ms[m], a.v_mV[m], color="k", lw=0.8, label="NEURON")
+        ax.plot(b.t_ms[m], b.v_mV[m], color="tab:red", lw=0.8, alpha=0.8, label="surrogate")
+        lim = max_ms if max_ms is not None else np.inf
+        ax.plot(a.spike_times_ms[a.spike_times_ms < lim], np.full((a.spike_times_ms < lim).sum(), 50), "|k", ms=6)
+        ax.plot(b.spike_times_ms[b.spike_times_ms < lim], np.full((b.spike_times_ms < lim).sum(), 45), "|",
+                color="tab:red", ms=6)
+        ax.set_ylabel("V (mV)")
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_scatter(path, truth: Sequence, pred: Sequence, title: str = "") -> Path:
+    """Predicted vs true voltage (all samples, 2-D histogram)."""
+    plt = _plt()
+    a = np.concatenate([t.v_mV for t in truth])
+    b = np.concatenate([p.v_mV for p in pred])
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    ax.hist2d(a, b, bins=120, range=[[lo, hi], [lo, hi]], cmap="Greys", norm=_lognorm())
+    ax.plot([lo, hi], [lo, hi], "r--", lw=0.7)
+    ax.set_xlabel("NEURON V (mV)")
+    ax.set_ylabel("surrogate V (mV)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_stability(path, long: dict) -> Path:
+    """Explained variance per segment over a long run, plus the last second of both traces."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 5))
+    a1.plot(np.asarray(long["t_mid_ms"]) / 1000, long["ev"], "o-", color="k")
+    a1.set_ylim(min(0.0, float(np.nanmin(long["ev"]))), 1.02)
+    a1.set_xlabel("time (s)")
+    a1.set_ylabel("variance explained")
+    tr, pr = long["truth"], long["pred"]
+    m = tr.t_ms >= tr.t_ms[-1] - 1000
+    a2.plot(tr.t_ms[m], tr.v_mV[m], "k", lw=0.8, label="NEURON")
+    a2.plot(pr.t_ms[m], pr.v_mV[m], color="tab:red", lw=0.8, label="surrogate")
+    a2.set_xlabel("time (ms)")
+    a2.set_ylabel("V (mV)")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_compare(path, rows: list[dict]) -> Path:
+    """Accuracy vs cost of architectures (variance explained vs FLOPs per cell-step)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.scatter(r["flops_per_step"], r.get("variance_explained_active", np.nan), s=30)
+        ax.annotate(r["arch"], (r["flops_per_step"], r.get("variance_explained_active", np.nan)), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs per cell-step")
+    ax.set_ylabel("variance explained (free-running, active)")
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def _lognorm():
+    from matplotlib.colors import LogNorm
+
+    return LogNorm()
+
+
+def _save(fig, path, plt) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,102 @@
+"""Evaluation reports: Markdown table + PNG figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from neurosurrogate.data.io import atomic_path
+
+TABLE_KEYS = [
+    ("variance_explained", "VE"), ("pearson_r", "r"), ("variance_explained_sub", "VE sub"),
+    ("pearson_r_sub", "r sub"), ("precision_10ms", "P ±10"), ("recall_10ms", "R ±10"),
+    ("precision_2ms", "P ±2"), ("recall_2ms", "R ±2"), ("median_abs_shift_ms", "med |shift| ms"),
+    ("rate_true_Hz", "rate true Hz"), ("rate_pred_Hz", "rate pred Hz"),
+]
+
+
+def metrics_table(rows: dict[str, dict[str, float]]) -> str:
+    """A Markdown table, one row per dataset / regime."""
+    head = "| data | " + " | ".join(lbl for _, lbl in TABLE_KEYS) + " |"
+    sep = "|---" * (len(TABLE_KEYS) + 1) + "|"
+    lines = [head, sep]
+    for name, m in rows.items():
+        vals = []
+        for k, _ in TABLE_KEYS:
+            v = m.get(k, float("nan"))
+            vals.append("n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}")
+        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None = None, card: dict | None = None) -> Path:
+    """Write ``report.md`` and PNGs (traces, scatter, long-run stability) into ``out_dir``."""
+    from neurosurrogate.plotting import plot_overlay, plot_scatter, plot_stability
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = {e.name: e.metrics for e in evaluations}
+    md = [f"# {title}", "", "Free-running from the model's resting state on held-out NEURON trials.", "",
+          metrics_table(rows), ""]
+    for e in evaluations:
+        tag = e.name.replace(":", "_").replace("/", "_")
+        # the most active trials show most
+        order = np.argsort([-len(t.spike_times_ms) for t in e.truth])
+        pick = [int(order[len(order) // 4])] if len(order) else []
+        pick += [int(order[len(order) // 2])] if len(order) > 1 else []
+        png = plot_overlay(out_dir / f"traces_{tag}.png", [e.truth[i] for i in pick], [e.pred[i] for i in pick],
+                           title=f"{e.name}: NEURON (black) vs surrogate (red)", max_ms=1000)
+        sc = plot_scatter(out_dir / f"scatter_{tag}.png", e.truth, e.pred, title=e.name)
+        md += [f"## {e.name}", f"![traces]({png.name})", f"![scatter]({sc.name})", ""]
+    if long is not None:
+        png = plot_stability(out_dir / "long_run.png", long)
+        evs = np.asarray(long["ev"])
+        md += ["## Long-run stability", f"{long['duration_ms'] / 1000:g} s of input, explained variance per second: "
+               f"min {np.nanmin(evs):.3f}, mean {np.nanmean(evs):.3f}, last {evs[-1]:.3f}. "
+               f"NEURON {long['wall_s_neuron']:.2f} s, surrogate {long['wall_s_surrogate']:.2f} s (one cell).",
+               f"![long run]({png.name})", ""]
+    if card:
+        tr = card.get("training", {})
+        md += ["## Model", f"architecture `{card.get('arch')}` {card.get('arch_params')}, "
+               f"{card.get('parameters')} parameters, {card.get('flops_per_step')} FLOPs per cell-step; "
+               f"trained {tr.get('steps')} steps in {tr.get('wall_time_s', 0) / 60:.1f} min on {tr.get('hardware')}."]
+    path = out_dir / "report.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(md) + "\n")
+    return path
+
+
+def card_markdown(name: str, card: dict) -> str:
+    """A human-readable model card from the card stored in model.json."""
+    tr = card.get("training", {})
+    lines = [f"# Model card: {name}", "",
+             f"* architecture: `{card.get('arch')}` {card.get('arch_params')}; {card.get('parameters')} parameters; "
+             f"{card.get('flops_per_step')} FLOPs per cell-step (streaming)",
+             f"* cell: `{card.get('cell', {}).get('name')}` (parameters in model.json)",
+             f"* training: {tr.get('steps')} steps, {tr.get('wall_time_s', 0) / 60:.1f} min wall on {tr.get('hardware')} "
+             f"({tr.get('device')}, {tr.get('torch_threads')} threads); best validation loss {tr.get('best_val_loss')}",
+             "* training data (NEURON, this package's simulator):"]
+    for d in card.get("data", []):
+        lines.append(f"  * {d.get('n_trials')} trials x {d.get('duration_ms')} ms, protocol `{d.get('protocol')}` "
+                     f"{d.get('protocol_options') or ''}, seed {d.get('seed')}, content hash `{d.get('content_hash')}`")
+    cal = card.get("spike_threshold_calibration")
+    if cal:
+        lines.append(f"* spike threshold {cal['threshold']} (F1 at ±2 ms on validation {cal['val_f1_2ms']:.4f})")
+    prov = card.get("provenance", {})
+    lines.append(f"* code {prov.get('git_commit')}, torch {prov.get('torch_version')}, NEURON {prov.get('neuron_version')}, "
+                 f"Python {prov.get('python_version')}")
+    held = {k: v for k, v in card.get("heldout_metrics", {}).items() if k != "long_run"}
+    if held:
+        lines += ["", "## Held-out fidelity (free-running from rest, unseen inputs)", "", metrics_table(held)]
+        lr = card.get("heldout_metrics", {}).get("long_run")
+        if lr:
+            ev = np.asarray(lr["ev_per_s"], dtype=float)
+            lines.append(f"\nLong run ({lr['duration_s']:g} s): explained variance per second min {np.nanmin(ev):.3f}, "
+                         f"mean {np.nanmean(ev):.3f}.")
+        data = card.get("heldout_data", {})
+        if data:
+            lines += ["", "Held-out data: " + "; ".join(
+                f"{k}: `{v.get('protocol')}` {v.get('protocol_options') or ''} seed {v.get('seed')}, {v.get('n_trials')} trials"
+                for k, v in data.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Streaming surrogate models (torch): protocol, architectures, registry, model files."""

@@ -1,0 +1,1 @@
+"""Training of surrogates: configuration, losses, loop with checkpoints and resume."""

@@ -1,0 +1,128 @@
+"""Training configuration: a frozen dataclass, loadable from TOML.
+
+Example ``cfg.toml``::
+
+    arch = "gru"
+    train_data = ["data/train_mixed.h5", "data/train_paper.h5"]
+    val_data = ["data/val_mixed.h5", "data/val_paper.h5"]
+    out_dir = "runs/point-hh"
+    max_minutes = 25
+    [arch_params]
+    hidden = 64
+    layers = 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run (units in names).
+
+    Attributes:
+        arch, arch_params: registered architecture and its keyword arguments.
+        train_data, val_data: dataset files (HDF5) of one cell; validation trials are
+            separate simulations (never windows of training trials).
+        out_dir: run folder (checkpoints, best model, log).
+        seed: seeds torch and the batch sampler.
+        batch_size: trials per batch.
+        chunk_ms: truncated-BPTT chunk; the state is carried (detached) across the chunks
+            of one trial, which always starts at t = 0 from the model's resting state.
+        max_steps, max_minutes: budget (optimizer steps; wall-clock minutes of training).
+        lr, lr_final, weight_decay, grad_clip: Adam(W) with cosine decay to lr_final, clipping.
+        spike_weight, spike_pos_weight, offset_weight, current_weight: loss terms (see losses.py).
+        eval_every, patience: validation every N steps; stop after `patience` evaluations
+            without improvement (early stopping); the best model is kept.
+        checkpoint_every: write a resumable checkpoint every N steps.
+        curriculum: train first on quiet, then subthreshold, then all trials (the paper's
+            rest -> subthreshold -> suprathreshold order), switching at 10 % and 25 % of max_steps.
+        teacher_forcing: feed the true past voltage to feedback models during training.
+        threads: torch CPU threads (0 = all cores).
+        device: 'auto' (CUDA if present), 'cpu' or 'cuda'.
+        predict_currents: also learn INa and IK.
+    """
+
+    arch: str = "gru"
+    arch_params: dict = field(default_factory=dict)
+    train_data: tuple[str, ...] = ()
+    val_data: tuple[str, ...] = ()
+    out_dir: str = "runs/surrogate"
+    seed: int = 0
+    batch_size: int = 32
+    chunk_ms: int = 500
+    max_steps: int = 20000
+    max_minutes: float = 25.0
+    lr: float = 3e-3
+    lr_final: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    spike_weight: float = 1.0
+    spike_pos_weight: float = 4.0
+    offset_weight: float = 1.0
+    current_weight: float = 0.1
+    eval_every: int = 100
+    patience: int = 20
+    checkpoint_every: int = 100
+    curriculum: bool = False
+    teacher_forcing: bool = True
+    threads: int = 0
+    device: str = "auto"
+    predict_currents: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train_data", tuple(str(p) for p in self.train_data))
+        object.__setattr__(self, "val_data", tuple(str(p) for p in self.val_data))
+        positive = ("batch_size", "chunk_ms", "max_steps", "eval_every", "checkpoint_every", "patience")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"train config: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_minutes", "lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
+        for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
+        if not self.train_data:
+            raise ValueError("train config: train_data lists no dataset")
+        if not self.val_data:
+            raise ValueError("train config: val_data lists no dataset (validation must be separate trials)")
+        overlap = set(self.train_data) & set(self.val_data)
+        if overlap:
+            raise ValueError(f"train config: {sorted(overlap)} is both training and validation data")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train config: device must be auto, cpu or cuda, got {self.device!r}")
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"config {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config {path}: invalid TOML ({exc})") from None
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"config {path}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        base = path.parent
+        for key in ("train_data", "val_data"):
+            if key in data:
+                data[key] = [str(p if Path(p).is_absolute() else (base / p)) for p in data[key]]
+        if "out_dir" in data and not Path(data["out_dir"]).is_absolute():
+            data["out_dir"] = str(base / data["out_dir"])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValueError(f"config {path}: {exc}") from None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["train_data"], d["val_data"] = list(self.train_data), list(self.val_data)
+        return d

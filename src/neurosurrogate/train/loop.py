@@ -1,0 +1,310 @@
+"""The training loop: truncated BPTT over whole trials, early stopping, exact resume.
+
+Each batch is ``batch_size`` whole training trials, run from t = 0 (the
+cell's rest) from the model's own resting state, in chunks of ``chunk_ms``;
+the recurrent state is carried across chunks and detached (truncated
+backpropagation through time), one optimizer step per chunk. Validation is
+free-running over whole held-out trials.
+
+Checkpoints (``checkpoint.pt``, written atomically at batch boundaries) hold
+weights, optimizer, sampler and torch RNG states, step, elapsed time and
+early-stopping state: a resumed run continues exactly as if uninterrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurosurrogate.data.dataset import Dataset, load_dataset
+from neurosurrogate.data.io import atomic_path, provenance
+from neurosurrogate.surrogate.model import Encoding, SurrogateModel
+from neurosurrogate.train.config import TrainConfig
+from neurosurrogate.train.losses import surrogate_loss
+
+
+class TrainError(ValueError):
+    """Inconsistent data or a checkpoint that does not match the configuration."""
+
+
+@dataclass
+class Tensors:
+    x: torch.Tensor  # (N, T, n_in)
+    z: torch.Tensor  # (N, T, n_out)
+    rates_Hz: np.ndarray  # (N,) firing rate of each trial
+    n_events: np.ndarray  # (N,)
+
+
+def load_all(paths) -> list[Dataset]:
+    ds = [load_dataset(p) for p in paths]
+    cells = {json.dumps(d.cell, sort_keys=True) for d in ds}
+    if len(cells) != 1:
+        raise TrainError(f"datasets {list(paths)} come from different cells")
+    return ds
+
+
+def make_encoding(train: list[Dataset], predict_currents: bool = True) -> Encoding:
+    """Encoding from training data: input scales = default weights, v_rest = the voltage at t = 0."""
+    d0 = train[0]
+    v0 = np.concatenate([d.v_mV[:, 0] for d in train])
+    currents = ()
+    if predict_currents:
+        ina = np.concatenate([d.ina.ravel() for d in train])
+        ik = np.concatenate([d.ik.ravel() for d in train])
+        if ina.std() > 0 and ik.std() > 0:
+            currents = (float(ina.std()), float(ik.std()))
+    return Encoding(
+        synapse_weights_nS=tuple(float(s["weight_nS"]) for s in d0.synapses),
+        v_rest_mV=float(np.median(v0)),
+        v_scale_mV=20.0,
+        current_scales=currents,
+        cell_name=str(d0.cell.get("name", "unknown")),
+    )
+
+
+def to_tensors(datasets: list[Dataset], enc: Encoding) -> Tensors:
+    xs, zs, rates, nev = [], [], [], []
+    for d in datasets:
+        T = d.v_mV.shape[1]
+        xs.append(np.stack([enc.features(ev, T) for ev in d.events]))
+        zs.append(enc.targets(d.v_mV, d.spike_times_ms, d.ina, d.ik))
+        rates.append(np.array([len(s) / (T / 1000) for s in d.spike_times_ms]))
+        nev.append(np.array([len(ev) for ev in d.events]))
+    T = {x.shape[1] for x in xs}
+    if len(T) != 1:
+        raise TrainError(f"datasets have different trial durations {sorted(T)}")
+    return Tensors(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(zs)),
+                   np.concatenate(rates), np.concatenate(nev))
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("device 'cuda' requested but torch sees no CUDA device")
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    p = min(step / cfg.max_steps, 1.0)
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * p))
+
+
+def _pool(cfg: TrainConfig, data: Tensors, step: int) -> np.ndarray:
+    n = len(data.rates_Hz)
+    if not cfg.curriculum:
+        return np.arange(n)
+    frac = step / cfg.max_steps
+    if frac < 0.1:
+        pool = np.flatnonzero(data.n_events == 0)
+        pool = pool if pool.size >= 1 else np.flatnonzero(data.rates_Hz == 0)
+    elif frac < 0.25:
+        pool = np.flatnonzero(data.rates_Hz == 0)
+    else:
+        pool = np.arange(n)
+    return pool if pool.size else np.arange(n)
+
+
+def run_chunks(model: SurrogateModel, x: torch.Tensor, z: torch.Tensor | None, chunk: int, teacher: bool):
+    """Forward over a whole sequence in chunks (no grad bookkeeping here); yields (y, z) per chunk."""
+    state = None
+    for c in range(0, x.shape[1], chunk):
+        xc = x[:, c : c + chunk]
+        vt = z[:, c : c + chunk, 0] if (teacher and model.net.feedback and z is not None) else None
+        y, state = model.net(xc, state, v_teacher=vt)
+        state = tuple(s.detach() for s in state)
+        yield y, (z[:, c : c + chunk] if z is not None else None)
+
+
+@torch.no_grad()
+def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, device) -> float:
+    model.net.eval()
+    total, n = 0.0, 0
+    for b in range(0, data.x.shape[0], 64):
+        x, z = data.x[b : b + 64].to(device), data.z[b : b + 64].to(device)
+        y, _ = model.net(x)
+        loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight)
+        total += float(loss) * x.shape[0]
+        n += x.shape[0]
+    model.net.train()
+    return total / n
+
+
+@torch.no_grad()
+def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], window_ms: float = 2.0) -> tuple[float, float]:
+    """Spike-probability threshold that maximises F1 (spike matching within ``window_ms``) on
+    validation data, free-running. Returns (threshold, F1)."""
+    from neurosurrogate.evaluate.metrics import match_spikes
+    from neurosurrogate.surrogate.model import decode_spikes
+
+    probs, offs, truth = [], [], []
+    for d in datasets:
+        x = torch.from_numpy(np.stack([model.encoding.features(ev, d.duration_ms) for ev in d.events]))
+        dev = next(model.net.parameters()).device
+        y, _ = model.net.eval()(x.to(dev))
+        y = y.float().cpu().numpy()
+        probs += list(1 / (1 + np.exp(-y[..., 1].astype(np.float64))))
+        offs += list(1 / (1 + np.exp(-y[..., 2].astype(np.float64))))
+        truth += list(d.spike_times_ms)
+    best = (0.5, -1.0)
+    for thr in np.round(np.arange(0.3, 0.96, 0.05), 2):
+        tp = n_pred = n_true = 0
+        for p, o, t in zip(probs, offs, truth):
+            pred = decode_spikes(p, o, thr)
+            tp += len(match_spikes(t, pred, window_ms)[0])
+            n_pred, n_true = n_pred + len(pred), n_true + len(t)
+        f1 = 2 * tp / max(n_pred + n_true, 1)
+        if f1 > best[1] + 1e-12:
+            best = (float(thr), f1)
+    return best
+
+
+def _save_checkpoint(path: Path, **state) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _config_key(cfg: TrainConfig) -> str:
+    """The configuration a checkpoint must match to resume (the time budget may change)."""
+    d = cfg.to_dict()
+    d.pop("max_minutes")
+    return json.dumps(d, sort_keys=True)
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=print,
+          stop_after_steps: int | None = None) -> SurrogateModel:
+    """Train a surrogate as configured; returns the best model (also written to ``out_dir/model``).
+
+    Args:
+        cfg: the configuration.
+        resume: continue from ``out_dir/checkpoint.pt`` if it exists.
+        progress: show a progress bar.
+        log: where to print one-line messages.
+        stop_after_steps: end this call (with a checkpoint) once this many steps are done in
+            total, as an interruption would; the next call resumes.
+    """
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    device = _device(cfg)
+    train_ds, val_ds = load_all(cfg.train_data), load_all(cfg.val_data)
+    if json.dumps(train_ds[0].cell, sort_keys=True) != json.dumps(val_ds[0].cell, sort_keys=True):
+        raise TrainError("training and validation data come from different cells")
+    enc = make_encoding(train_ds, cfg.predict_currents)
+    tr, va = to_tensors(train_ds, enc), to_tensors(val_ds, enc)
+    torch.manual_seed(cfg.seed)
+    model = SurrogateModel.create(cfg.arch, enc, **cfg.arch_params)
+    model.net.to(device).train()
+    opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed, best, bad_evals, history = 0, 0.0, float("inf"), 0, []
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.exists():
+        st = torch.load(ckpt, map_location=device, weights_only=True)
+        if st["config"] != _config_key(cfg):
+            raise TrainError(f"{ckpt} was written by a different configuration; use another out_dir or --no-resume")
+        model.net.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        rng.bit_generator.state = json.loads(st["sampler"])
+        torch.set_rng_state(st["torch_rng"])
+        step, elapsed, best, bad_evals = int(st["step"]), float(st["elapsed_s"]), float(st["best"]), int(st["bad_evals"])
+        history = json.loads(st["history"])
+        log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, unit="step", desc=f"train {cfg.arch}", file=sys.stderr,
+                   dynamic_ncols=True)
+    t_start = time.perf_counter() - elapsed
+    stop = bad_evals >= cfg.patience
+    last_eval, last_ckpt = step // cfg.eval_every, step // cfg.checkpoint_every
+    n_chunks_T = tr.x.shape[1]
+    limit = cfg.max_steps if stop_after_steps is None else min(cfg.max_steps, stop_after_steps)
+    while not stop and step < limit and (time.perf_counter() - t_start) < cfg.max_minutes * 60:
+        pool = _pool(cfg, tr, step)
+        idx = rng.choice(pool, size=min(cfg.batch_size, pool.size), replace=False)
+        x, z = tr.x[idx].to(device), tr.z[idx].to(device)
+        state = None
+        for c in range(0, n_chunks_T, cfg.chunk_ms):
+            xc, zc = x[:, c : c + cfg.chunk_ms], z[:, c : c + cfg.chunk_ms]
+            vt = zc[..., 0] if (cfg.teacher_forcing and model.net.feedback) else None
+            y, state = model.net(xc, state, v_teacher=vt)
+            loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
+                                         cfg.current_weight)
+            for g in opt.param_groups:
+                g["lr"] = _lr(cfg, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
+            opt.step()
+            state = tuple(s.detach() for s in state)
+            step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.4f}", v=f"{parts['v']:.4f}", best=f"{best:.4f}")
+            if step >= cfg.max_steps:
+                break
+        if step // cfg.eval_every > last_eval or step >= cfg.max_steps:
+            last_eval = step // cfg.eval_every
+            vl = validation_loss(model, va, cfg, device)
+            history.append({"step": step, "elapsed_s": time.perf_counter() - t_start, "val_loss": vl,
+                            "train_loss": float(loss.detach())})
+            if vl < best:
+                best, bad_evals = vl, 0
+                model.save(out / "best")
+            else:
+                bad_evals += 1
+                stop = bad_evals >= cfg.patience
+            with open(out / "log.jsonl", "a") as fh:
+                fh.write(json.dumps(history[-1]) + "\n")
+        if step // cfg.checkpoint_every > last_ckpt or stop or step >= limit:
+            last_ckpt = step // cfg.checkpoint_every
+            _save_checkpoint(
+                ckpt, model=model.net.state_dict(), optimizer=opt.state_dict(),
+                sampler=json.dumps(rng.bit_generator.state), torch_rng=torch.get_rng_state(), step=step,
+                elapsed_s=time.perf_counter() - t_start, best=best, bad_evals=bad_evals,
+                history=json.dumps(history), config=_config_key(cfg),
+            )
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - t_start
+    if not (out / "best" / "model.json").exists():
+        model.save(out / "best")
+    best_model = SurrogateModel.load(out / "best")
+    thr, f1 = calibrate_spike_threshold(best_model, val_ds)
+    best_model.encoding = dataclasses.replace(best_model.encoding, spike_threshold=thr)
+    best_model.card = {
+        "spike_threshold_calibration": {"threshold": thr, "val_f1_2ms": f1,
+                                        "note": "threshold maximising F1 at +-2 ms on the validation data"},
+        "arch": cfg.arch,
+        "arch_params": model.net.config,
+        "parameters": int(sum(p.numel() for p in model.net.parameters())),
+        "flops_per_step": int(model.net.flops_per_step()),
+        "train_config": cfg.to_dict(),
+        "data": [{"path": str(d.path), "content_hash": d.content_hash, "protocol": d.config.get("protocol"),
+                  "protocol_options": d.config.get("protocol_options"), "n_trials": d.n_trials,
+                  "duration_ms": d.duration_ms, "seed": d.config.get("seed")} for d in train_ds],
+        "val_data": [{"path": str(d.path), "content_hash": d.content_hash, "n_trials": d.n_trials} for d in val_ds],
+        "cell": train_ds[0].cell,
+        "training": {"steps": step, "wall_time_s": elapsed, "best_val_loss": best,
+                     "stopped_early": bool(stop), "device": str(device),
+                     "hardware": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
+                     "torch_threads": torch.get_num_threads(), "history": history},
+        "provenance": provenance(),
+    }
+    best_model.save(out / "model")
+    log(f"trained {cfg.arch} for {step} steps in {elapsed / 60:.1f} min; best validation loss {best:.5f}; "
+        f"model in {out / 'model'}")
+    return best_model

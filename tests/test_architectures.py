@@ -1,0 +1,186 @@
+"""Every registered architecture: streaming consistency, state carry, cost, trainability."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neurosurrogate.surrogate.architectures  # noqa: F401  (fills the registry)
+from neurosurrogate.surrogate.base import REGISTRY, build
+
+N_IN, N_OUT, B, T = 4, 5, 3, 100
+
+# Tiny sizes so the whole file runs in seconds; receptive fields / windows < T.
+SMALL: dict[str, dict] = {
+    "gru": dict(hidden=16, layers=1),
+    "linear": dict(history=16),
+    "nonlinear": dict(history=16, width=8),
+    "mlp": dict(history=16, hidden=16, layers=2),
+    "wavenet": dict(channels=8, skip_channels=8, layers=4),
+    "cnn-lstm": dict(conv_channels=8, kernel=3, conv_layers=2, hidden=16),
+    "cnn-lstm-windowed": dict(history=16, conv_channels=8, kernel=3, conv_layers=2, dense=16, hidden=16),
+    "tcn": dict(channels=16, kernel=2, levels=3),
+}
+
+NAMES = sorted(REGISTRY)
+
+
+def small(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build(name, N_IN, N_OUT, **SMALL.get(name, {})).float().eval()
+
+
+def step_loop(model, x, state=None, v_teacher=None):
+    """Reference: repeated ``step``, with ``teacher_state`` as in ``Surrogate.forward``."""
+    if state is None:
+        state = model.init_state(x.shape[0], x.device, x.dtype)
+    ys = []
+    for t in range(x.shape[1]):
+        if v_teacher is not None and model.feedback:
+            state = model.teacher_state(state, v_teacher[:, t - 1] if t > 0 else None)
+        y, state = model.step(x[:, t], state)
+        ys.append(y)
+    return torch.stack(ys, 1), state
+
+
+def assert_states_close(s1, s2):
+    assert len(s1) == len(s2)
+    for a, b in zip(s1, s2):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def data(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, N_IN, generator=g)
+    v = 0.5 * torch.randn(B, T, generator=g)
+    return x, v
+
+
+def test_registry_has_all_paper_architectures():
+    assert {"linear", "nonlinear", "mlp", "wavenet", "cnn-lstm", "cnn-lstm-windowed", "tcn", "gru"} <= set(REGISTRY)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_equals_step_loop(name):
+    model = small(name)
+    x, _ = data()
+    with torch.no_grad():
+        y, st = model(x)
+        y_ref, st_ref = step_loop(model, x)
+    assert y.shape == (B, T, N_OUT)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    assert_states_close(st, st_ref)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if REGISTRY[n].feedback])
+def test_teacher_forced_forward_equals_step_loop(name):
+    model = small(name)
+    x, v = data()
+    with torch.no_grad():
+        y, st = model(x, v_teacher=v)
+        y_ref, st_ref = step_loop(model, x, v_teacher=v)
+        y_free, _ = model(x)
+    assert y.shape == (B, T, N_OUT)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    assert_states_close(st, st_ref)
+    assert not torch.allclose(y, y_free, atol=1e-3), "the teacher voltage must be used"
+    # and from a non-resting state too
+    with torch.no_grad():
+        _, s0 = model(x[:, :30])
+        y2, st2 = model(x[:, 30:], s0, v_teacher=v[:, 30:])
+        y2_ref, st2_ref = step_loop(model, x[:, 30:], s0, v_teacher=v[:, 30:])
+    torch.testing.assert_close(y2, y2_ref, atol=1e-5, rtol=1e-5)
+    assert_states_close(st2, st2_ref)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_carries_across_calls(name):
+    model = small(name)
+    x, _ = data(2)
+    with torch.no_grad():
+        y_all, st_all = model(x)
+        y1, st1 = model(x[:, :37])
+        y2, st2 = model(x[:, 37:], st1)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y_all, atol=1e-5, rtol=1e-5)
+    assert_states_close(st2, st_all)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rebuild_from_config(name):
+    model = small(name)
+    clone = build(name, model.n_in, model.n_out, **model.config)
+    clone.load_state_dict(model.state_dict())  # same parameter shapes
+    x, _ = data(3)
+    with torch.no_grad():
+        torch.testing.assert_close(clone(x[:, :20])[0], model(x[:, :20])[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flops_positive_int(name):
+    for model in (small(name), build(name, N_IN, N_OUT)):
+        f = model.flops_per_step()
+        assert isinstance(f, int) and f > 0
+
+
+def test_windowed_cnn_lstm_much_costlier_than_streaming():
+    sizes = dict(conv_channels=16, kernel=3, conv_layers=2, hidden=32)
+    streaming = build("cnn-lstm", N_IN, N_OUT, **sizes)
+    windowed = build("cnn-lstm-windowed", N_IN, N_OUT, history=64, **sizes)
+    assert windowed.flops_per_step() > 10 * streaming.flops_per_step()
+
+
+def test_flops_counts_linear_exactly():
+    assert build("linear", N_IN, N_OUT, history=64).flops_per_step() == 2 * 64 * (N_IN + 1) * N_OUT
+
+
+def test_build_rejects_unknown_name_and_bad_kwargs():
+    with pytest.raises(ValueError):
+        build("no-such-architecture", N_IN, N_OUT)
+    for name in NAMES:
+        with pytest.raises(ValueError):
+            build(name, N_IN, N_OUT, no_such_size=3)
+    with pytest.raises(ValueError):
+        build("wavenet", N_IN, N_OUT, layers=0)
+    with pytest.raises(ValueError):
+        build("mlp", N_IN, N_OUT, hidden=-1)
+    with pytest.raises(ValueError):
+        build("linear", N_IN, N_OUT, history=0)
+    with pytest.raises(ValueError):
+        build("linear", N_IN, 2)  # n_out < 3
+
+
+# Fitting check: 200 Adam steps (lr 1e-2) on one batch; the target is a fixed
+# random causal filter (8 taps) of the input, well within every receptive field.
+# At the SMALL sizes every architecture reduces the loss by > 20x (linear ~1e5x,
+# mlp ~1e3x, nonlinear/tcn/windowed ~100-200x, cnn-lstm/gru/wavenet ~20-70x);
+# the test asks for 10x. (At width 4 / 8 channels, nonlinear and tcn only reach ~9-13x.)
+FIT_FACTOR = 10.0
+
+
+def causal_target(x: torch.Tensor, n_out: int, taps: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    k = torch.randn(n_out, x.shape[-1], taps, generator=g) / (x.shape[-1] * taps) ** 0.5
+    y = torch.nn.functional.conv1d(torch.nn.functional.pad(x.transpose(1, 2), (taps - 1, 0)), k)
+    return y.transpose(1, 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_overfits_one_batch(name):
+    torch.manual_seed(0)
+    model = small(name).train()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 48, N_IN, generator=g)
+    target = causal_target(x, N_OUT)
+    v_teacher = target[..., 0] if model.feedback else None
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(200):
+        y, _ = model(x, v_teacher=v_teacher)
+        loss = torch.mean((y - target) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = losses[0], min(losses[-10:])
+    assert last < first / FIT_FACTOR or last < 1e-3, f"{name}: loss {first:.4g} -> {last:.4g}"

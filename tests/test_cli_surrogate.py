@@ -1,0 +1,98 @@
+"""Surrogate-stage CLI commands on tiny settings: train, predict, evaluate, compare-architectures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import cli
+
+pytestmark = pytest.mark.neuron
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    for name, n, seed, proto in (("train", 24, 21, "mixed"), ("val", 4, 22, "mixed"), ("test", 6, 23, "paper")):
+        r = cli("simulate", "--trials", str(n), "--duration-ms", "300", "--seed", str(seed), "--protocol", proto,
+                "--out", str(d / f"{name}.h5"), "--quiet")
+        assert r.returncode == 0, r.stderr
+    (d / "cfg.toml").write_text(
+        'arch = "gru"\ntrain_data = ["train.h5"]\nval_data = ["val.h5"]\nout_dir = "run"\n'
+        "batch_size = 4\nchunk_ms = 150\nmax_steps = 6\neval_every = 2\ncheckpoint_every = 2\n"
+        "[arch_params]\nhidden = 8\nlayers = 1\n"
+    )
+    r = cli("train", "--config", str(d / "cfg.toml"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_train_writes_model_with_card(tiny):
+    meta = json.loads((tiny / "run" / "model" / "model.json").read_text())
+    card = meta["card"]
+    assert card["training"]["steps"] == 6 and card["parameters"] > 0
+    assert len(card["data"][0]["content_hash"]) == 16 and card["cell"]["name"] == "point-hh"
+    # the same command again resumes (nothing left to do) and succeeds
+    r = cli("train", "--config", str(tiny / "cfg.toml"), "--quiet")
+    assert r.returncode == 0 and "resumed" in r.stdout
+
+
+def test_predict_contract_with_model_path(tiny, tmp_path):
+    ev = tmp_path / "events.npz"
+    assert cli("events", "--duration-ms", "300", "--seed", "5", "--out", str(ev)).returncode == 0
+    out = tmp_path / "pred.npz"
+    r = cli("predict", "--model", str(tiny / "run" / "model"), "--events", str(ev), "--duration-ms", "300",
+            "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    assert z["v_mV"].shape == (300,) and np.array_equal(z["t_ms"], np.arange(300.0))
+    assert "spike_times_ms" in z.files and np.isfinite(z["v_mV"]).all()
+
+
+def test_predict_errors(tiny, tmp_path):
+    np.savez(tmp_path / "ev.npz", t_ms=[1.0], synapse=[3], weight_nS=[1.0])
+    r = cli("predict", "--model", "no-such-model", "--events", "ev.npz", "--out", "p.npz", cwd=tmp_path)
+    assert r.returncode == 2 and "--model" in r.stderr and "Traceback" not in r.stderr
+    r = cli("predict", "--model", str(tiny / "run" / "model"), "--events", "ev.npz", "--out", "p.npz", cwd=tmp_path)
+    assert r.returncode == 2 and "synapse" in r.stderr and not (tmp_path / "p.npz").exists()
+    r = cli("predict", "--events", "ev.npz", "--out", "p.txt", cwd=tmp_path)
+    assert r.returncode == 2 and ".npz" in r.stderr
+
+
+def test_evaluate_report(tiny, tmp_path):
+    r = cli("evaluate", "--model", str(tiny / "run" / "model"), "--data", str(tiny / "test.h5"),
+            "--long-run-s", "2", "--out-dir", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    assert "| test |" in r.stdout
+    for f in ("report.md", "metrics.json", "long_run.png", "traces_test.png", "scatter_test.png"):
+        assert (tmp_path / "rep" / f).exists(), f
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert set(m["test"]) >= {"variance_explained", "precision_2ms", "recall_10ms", "median_abs_shift_ms"}
+    r = cli("evaluate", "--model", str(tiny / "run" / "model"))
+    assert r.returncode == 2 and "--data" in r.stderr
+
+
+def test_train_config_errors(tmp_path):
+    r = cli("train", "--config", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    (tmp_path / "c.toml").write_text('arch = "gru"\ntrain_data = ["nope.h5"]\nval_data = ["v.h5"]\n')
+    r = cli("train", "--config", str(tmp_path / "c.toml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compare_architectures_tiny(tiny, tmp_path):
+    r = cli("compare-architectures", "--config", str(tiny / "cfg.toml"), "--archs", "gru,linear,cnn-lstm-windowed",
+            "--test-data", str(tiny / "test.h5"), "--max-steps", "2", "--out-dir", str(tmp_path / "cmp"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [row["arch"] for row in rows] == ["gru", "linear", "cnn-lstm-windowed"]
+    by = {row["arch"]: row for row in rows}
+    assert by["cnn-lstm-windowed"]["flops_per_step"] > by["linear"]["flops_per_step"] > 0
+    assert "re-reads its whole 64 ms window" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert all(row["wall_s_per_sim_s_1000cells"] > 0 for row in rows)
+    assert (tmp_path / "cmp" / "compare.md").exists() and (tmp_path / "cmp" / "compare.png").exists()
+    r = cli("compare-architectures", "--config", str(tiny / "cfg.toml"), "--archs", "nope",
+            "--test-data", str(tiny / "test.h5"))
+    assert r.returncode == 2 and "unknown architecture" in r.stderr

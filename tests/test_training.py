@@ -1,0 +1,91 @@
+"""Training on real NEURON data: checkpoint/resume exactness, config errors, end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from neurosurrogate.biophys.cells import get_cell
+from neurosurrogate.train.config import TrainConfig
+from neurosurrogate.train.loop import TrainError, train
+
+pytestmark = pytest.mark.neuron
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from neurosurrogate.biophys.generate import generate_dataset
+
+    d = tmp_path_factory.mktemp("data")
+    cell = get_cell("point-hh")
+    tr = generate_dataset(d / "train.h5", cell, 160, 1000, seed=11, protocol="mixed", progress=False)
+    va = generate_dataset(d / "val.h5", cell, 16, 1000, seed=12, protocol="mixed", progress=False)
+    te = generate_dataset(d / "test.h5", cell, 24, 1000, seed=13, protocol="paper", progress=False)
+    return tr, va, te
+
+
+def _cfg(small_data, out, **kw):
+    tr, va, _ = small_data
+    base = dict(arch="gru", arch_params={"hidden": 8, "layers": 1}, train_data=(str(tr),), val_data=(str(va),),
+                out_dir=str(out), batch_size=4, chunk_ms=250, max_steps=12, eval_every=4, checkpoint_every=4,
+                threads=1, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_gives_identical_weights(small_data, tmp_path):
+    cfg_a = _cfg(small_data, tmp_path / "a")
+    a = train(cfg_a, progress=False, log=lambda *x: None)
+    cfg_b = _cfg(small_data, tmp_path / "b")
+    train(cfg_b, progress=False, log=lambda *x: None, stop_after_steps=4)  # "interrupted" after 4 steps
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 4
+    b = train(cfg_b, progress=False, log=lambda *x: None)  # resumes
+    sa, sb = a.net.state_dict(), b.net.state_dict()
+    fa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    fb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    for k in fa:
+        assert torch.equal(fa[k], fb[k]), k
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert (tmp_path / "a" / "model" / "model.json").exists()
+    with pytest.raises(TrainError, match="different configuration"):
+        train(dataclasses.replace(cfg_b, lr=1e-2), progress=False, log=lambda *x: None)
+
+
+def test_config_errors(small_data, tmp_path):
+    tr, va, _ = small_data
+    with pytest.raises(ValueError, match="both training and validation"):
+        TrainConfig(train_data=(str(tr),), val_data=(str(tr),))
+    with pytest.raises(ValueError, match="val_data"):
+        TrainConfig(train_data=(str(tr),))
+    with pytest.raises(ValueError, match="batch_size"):
+        _cfg(small_data, tmp_path, batch_size=0)
+    (tmp_path / "c.toml").write_text('arch = "gru"\nbogus = 1\n')
+    with pytest.raises(ValueError, match="unknown key"):
+        TrainConfig.from_toml(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text('arch = \n')
+    with pytest.raises(ValueError, match="invalid TOML"):
+        TrainConfig.from_toml(tmp_path / "d.toml")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        train(_cfg(small_data, tmp_path / "x", arch="nope"), progress=False)
+
+
+def test_end_to_end_small_surrogate_learns_the_cell(small_data, tmp_path):
+    """A small GRU trained ~90 s on 160 s of NEURON data, free-running on unseen paper-protocol
+    trials from rest. Modest bar (the shipped model is held to the issue's targets):
+    variance explained >= 0.6, spike recall and precision at +-10 ms >= 0.7."""
+    from neurosurrogate.data.dataset import load_dataset
+    from neurosurrogate.evaluate.rollout import evaluate_dataset
+
+    cfg = _cfg(small_data, tmp_path / "e2e", arch_params={"hidden": 32, "layers": 2}, batch_size=16,
+               chunk_ms=500, max_steps=100000, max_minutes=1.5, eval_every=40, checkpoint_every=200,
+               threads=0, lr=5e-3, lr_final=5e-3)
+    model = train(cfg, progress=False, log=lambda *x: None)
+    m = evaluate_dataset(model, load_dataset(small_data[2]), "test").metrics
+    print(m)
+    assert m["variance_explained"] >= 0.6
+    assert m["recall_10ms"] >= 0.7 and m["precision_10ms"] >= 0.7
