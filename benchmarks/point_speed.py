@@ -102,6 +102,9 @@ def main() -> None:
         print(f"{n:5d} cells: NEURON {rn:10.0f} cell-ms/s | surrogate step {rs:10.0f} cell-ms/s "
               f"({rs / rn:5.1f}x) | forward {rf:10.0f} ({rf / rn:5.1f}x) | achieved {achieved:.1f} GFLOP/s "
               f"= {100 * achieved / peak:.0f}% of matmul peak")
+        print(f"{'':12s}CPU per cell per simulated s: NEURON {row['neuron_cpu_ms_per_cell_per_sim_s']:.2f} ms (1 core), "
+              f"surrogate step {row['surrogate_cpu_ms_per_cell_per_sim_s']:.2f} ms ({torch.get_num_threads()} threads); "
+              f"per-core ratio {row['neuron_cpu_ms_per_cell_per_sim_s'] / row['surrogate_cpu_ms_per_cell_per_sim_s']:.1f}x")
     tradeoff = []
     if args.models:
         for path in args.models.split(","):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped point-hh surrogate from scratch: NEURON data -> training -> held-out
 # evaluation (written into the model card) -> copy into the package. Resumable: each step
-# skips or resumes what is already done. About 2 min of simulation + <= 27 min of training
+# skips or resumes what is already done. About 3 min of simulation + <= 28 min of training
 # + 2 min of evaluation on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ N=.venv/bin/neurosurrogate
 mkdir -p data
 $N simulate --trials 1600 --duration-ms 2000 --seed 1 --protocol mixed --out data/train_mixed.h5
 $N simulate --trials 600 --duration-ms 2000 --seed 2 --protocol paper --out data/train_paper.h5
+$N simulate --trials 400 --duration-ms 2000 --seed 5 --protocol mixed --option exc_rate_range_Hz=400,3000 \
+    --option p_quiet=0 --out data/train_strong.h5
 $N simulate --trials 100 --duration-ms 2000 --seed 3 --protocol mixed --out data/val_mixed.h5
 $N simulate --trials 50 --duration-ms 2000 --seed 4 --protocol paper --out data/val_paper.h5
 $N train --config configs/point-hh.toml

@@ -78,8 +78,9 @@ def test_train_config_errors(tmp_path):
     r = cli("train", "--config", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "does not exist" in r.stderr
     (tmp_path / "c.toml").write_text('arch = "gru"\ntrain_data = ["nope.h5"]\nval_data = ["v.h5"]\n')
-    r = cli("train", "--config", str(tmp_path / "c.toml"))
+    r = cli("train", "--config", str(tmp_path / "c.toml"), cwd=tmp_path)
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists(), "no run folder is left behind by a failed start"
 
 
 def test_compare_architectures_tiny(tiny, tmp_path):

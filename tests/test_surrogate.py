@@ -98,3 +98,12 @@ def test_cuda_prediction_matches_cpu():
     a = m.predict(ev, 200, device="cpu")
     b = m.predict(ev, 200, device="cuda")
     assert np.abs(a.v_mV - b.v_mV).max() < 1e-3
+
+
+def test_arch_spec_parsing():
+    from neurosurrogate.evaluate.compare import parse_arch_spec
+
+    assert parse_arch_spec("gru") == ("gru", {})
+    assert parse_arch_spec("gru:hidden=32:layers=1") == ("gru", {"hidden": 32, "layers": 1})
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_arch_spec("gru:hidden")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
@@ -75,17 +74,19 @@ def test_config_errors(small_data, tmp_path):
 
 
 def test_end_to_end_small_surrogate_learns_the_cell(small_data, tmp_path):
-    """A small GRU trained ~90 s on 160 s of NEURON data, free-running on unseen paper-protocol
-    trials from rest. Modest bar (the shipped model is held to the issue's targets):
-    variance explained >= 0.6, spike recall and precision at +-10 ms >= 0.7."""
+    """A small GRU trained for 300 steps (~1 min on 2 cores) on 160 s of NEURON data, then run free
+    from rest on unseen paper-protocol trials. Modest bar (the shipped model is held to the issue's
+    targets): variance explained >= 0.75, spike precision and recall at +-10 ms >= 0.9 (measured
+    on this machine: 0.86, 0.98 and 0.96)."""
     from neurosurrogate.data.dataset import load_dataset
     from neurosurrogate.evaluate.rollout import evaluate_dataset
 
     cfg = _cfg(small_data, tmp_path / "e2e", arch_params={"hidden": 32, "layers": 2}, batch_size=16,
-               chunk_ms=500, max_steps=100000, max_minutes=1.5, eval_every=40, checkpoint_every=200,
+               chunk_ms=500, max_steps=300, max_minutes=10.0, eval_every=50, checkpoint_every=300,
                threads=0, lr=5e-3, lr_final=5e-3)
     model = train(cfg, progress=False, log=lambda *x: None)
     m = evaluate_dataset(model, load_dataset(small_data[2]), "test").metrics
-    print(m)
-    assert m["variance_explained"] >= 0.6
-    assert m["recall_10ms"] >= 0.7 and m["precision_10ms"] >= 0.7
+    print(model.card["training"]["steps"], m)
+    assert model.card["training"]["steps"] == 300
+    assert m["variance_explained"] >= 0.75
+    assert m["recall_10ms"] >= 0.9 and m["precision_10ms"] >= 0.9

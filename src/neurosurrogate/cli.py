@@ -7,7 +7,6 @@ Every command validates its arguments and reports bad input as
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ class CLIError(Exception):
 
 
 def _parse_value(text: str):
+    if "," in text:  # a list, e.g. exc_rate_range_Hz=400,3000
+        return tuple(_parse_value(t.strip()) for t in text.split(","))
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -141,7 +142,7 @@ def cmd_simulate(args) -> int:
     except (DatasetError, TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished trials are kept; run the same command again to resume", file=sys.stderr)
+        print("\ninterrupted: finished trials are kept; run the same command again to resume", file=sys.stderr)
         return 130
     el = time.perf_counter() - t
     print(f"wrote {out}: {args.trials} trials x {args.duration_ms:g} ms in {el:.1f} s")
@@ -161,7 +162,7 @@ def cmd_simulate(args) -> int:
 
 def _simulate_single(cell, args, out: Path) -> int:
     from neurosurrogate.biophys.simulate import simulate_events
-    from neurosurrogate.data.io import atomic_path, provenance
+    from neurosurrogate.data.io import provenance
 
     if args.trials is not None:
         raise CLIError("simulate: --events and --trials are exclusive")
@@ -177,9 +178,7 @@ def _simulate_single(cell, args, out: Path) -> int:
     meta = {"cell": cell.to_dict(), "duration_ms": args.duration_ms, "events_file": str(args.events),
             "units": {"t_ms": "ms", "v_mV": "mV", "ina": "mA/cm2", "ik": "mA/cm2", "spike_times_ms": "ms"},
             "provenance": provenance()}
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **tr.to_npz_dict(), meta=np.array(json.dumps(meta)))
+    tr.save_npz(out, meta)
     print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (NEURON {el:.2f} s)")
     if args.plot:
         from neurosurrogate.plotting import plot_traces

@@ -9,10 +9,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _err(CLIError, exc):
-    return CLIError(str(exc))
-
-
 def add_commands(sub, CLIError) -> None:
     from neurosurrogate.cli import _duration, _positive_int
 
@@ -62,7 +58,7 @@ def add_commands(sub, CLIError) -> None:
     q.add_argument("--plot", help="also write a PNG of the predicted trace")
 
     def cmd_predict(args):
-        from neurosurrogate.data.io import atomic_path, provenance
+        from neurosurrogate.data.io import provenance
         from neurosurrogate.inputs import EventTable, EventTableError
         from neurosurrogate.surrogate.model import ModelError, SurrogateModel
 
@@ -84,9 +80,7 @@ def add_commands(sub, CLIError) -> None:
                 "events_file": str(args.events), "units": {"t_ms": "ms", "v_mV": "mV", "spike_times_ms": "ms",
                                                            "ina": "mA/cm2", "ik": "mA/cm2"},
                 "provenance": provenance()}
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **tr.to_npz_dict(), meta=np.array(json.dumps(meta)))
+        tr.save_npz(out, meta)
         print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (surrogate {el:.3f} s)")
         if args.plot:
             from neurosurrogate.plotting import plot_traces
@@ -163,7 +157,7 @@ def add_commands(sub, CLIError) -> None:
 
             folder = resolve_model_path(args.model)
             model.save(folder)
-            (folder / "MODEL_CARD.md").write_text(card_markdown(folder.name, model.card))
+            (folder / "MODEL_CARD.md").write_text(card_markdown(model.encoding.cell_name, model.card))
             print(f"updated the model card of {folder} (model.json, MODEL_CARD.md)")
         return 0
 

@@ -118,7 +118,7 @@ COLUMNS = [
     ("one_step_rmse_mV", "1-step RMSE mV", "{:.2f}"), ("variance_explained_passive", "VE passive", "{:.3f}"),
     ("variance_explained_active", "VE active", "{:.3f}"), ("pearson_r_active", "r active", "{:.3f}"),
     ("precision_10ms", "P±10", "{:.3f}"), ("recall_10ms", "R±10", "{:.3f}"), ("precision_2ms", "P±2", "{:.3f}"),
-    ("recall_2ms", "R±2", "{:.3f}"), ("median_abs_shift_ms", "med|shift| ms", "{:.2f}"),
+    ("recall_2ms", "R±2", "{:.3f}"), ("median_abs_shift_ms", "median abs shift ms", "{:.2f}"),
     ("wall_s_per_sim_s_1cell", "s/sim-s 1 cell", "{:.3f}"), ("wall_s_per_sim_s_1000cells", "s/sim-s 1000 cells", "{:.3f}"),
     ("train_steps", "train steps", "{}"),
 ]

@@ -11,7 +11,7 @@ from neurosurrogate.data.io import atomic_path
 TABLE_KEYS = [
     ("variance_explained", "VE"), ("pearson_r", "r"), ("variance_explained_sub", "VE sub"),
     ("pearson_r_sub", "r sub"), ("precision_10ms", "P ±10"), ("recall_10ms", "R ±10"),
-    ("precision_2ms", "P ±2"), ("recall_2ms", "R ±2"), ("median_abs_shift_ms", "med |shift| ms"),
+    ("precision_2ms", "P ±2"), ("recall_2ms", "R ±2"), ("median_abs_shift_ms", "median abs shift ms"),
     ("rate_true_Hz", "rate true Hz"), ("rate_pred_Hz", "rate pred Hz"),
 ]
 

@@ -193,10 +193,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             total, as an interruption would; the next call resumes.
     """
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     device = _device(cfg)
     train_ds, val_ds = load_all(cfg.train_data), load_all(cfg.val_data)
+    out.mkdir(parents=True, exist_ok=True)
     if json.dumps(train_ds[0].cell, sort_keys=True) != json.dumps(val_ds[0].cell, sort_keys=True):
         raise TrainError("training and validation data come from different cells")
     enc = make_encoding(train_ds, cfg.predict_currents)
