@@ -107,3 +107,17 @@ def test_arch_spec_parsing():
     assert parse_arch_spec("gru:hidden=32:layers=1") == ("gru", {"hidden": 32, "layers": 1})
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_arch_spec("gru:hidden")
+
+
+def test_curriculum_pools_rest_then_subthreshold_then_all():
+    from neurosurrogate.train.config import TrainConfig
+    from neurosurrogate.train.loop import Tensors, _pool
+
+    data = Tensors(torch.zeros(4, 1, 1), torch.zeros(4, 1, 3), rates_Hz=np.array([0.0, 0.0, 5.0, 20.0]),
+                   n_events=np.array([0, 7, 9, 30]))
+    cfg = TrainConfig(train_data=("a.h5",), val_data=("b.h5",), max_steps=100, curriculum=True)
+    assert _pool(cfg, data, 5).tolist() == [0]  # rest: no input
+    assert _pool(cfg, data, 20).tolist() == [0, 1]  # subthreshold: no spikes
+    assert _pool(cfg, data, 50).tolist() == [0, 1, 2, 3]
+    plain = TrainConfig(train_data=("a.h5",), val_data=("b.h5",), max_steps=100)
+    assert _pool(plain, data, 5).tolist() == [0, 1, 2, 3]

@@ -114,17 +114,6 @@ def _pool(cfg: TrainConfig, data: Tensors, step: int) -> np.ndarray:
     return pool if pool.size else np.arange(n)
 
 
-def run_chunks(model: SurrogateModel, x: torch.Tensor, z: torch.Tensor | None, chunk: int, teacher: bool):
-    """Forward over a whole sequence in chunks (no grad bookkeeping here); yields (y, z) per chunk."""
-    state = None
-    for c in range(0, x.shape[1], chunk):
-        xc = x[:, c : c + chunk]
-        vt = z[:, c : c + chunk, 0] if (teacher and model.net.feedback and z is not None) else None
-        y, state = model.net(xc, state, v_teacher=vt)
-        state = tuple(s.detach() for s in state)
-        yield y, (z[:, c : c + chunk] if z is not None else None)
-
-
 @torch.no_grad()
 def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, device) -> float:
     model.net.eval()
