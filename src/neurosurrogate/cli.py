@@ -148,13 +148,12 @@ def cmd_simulate(args) -> int:
     print(f"wrote {out}: {args.trials} trials x {args.duration_ms:g} ms in {el:.1f} s")
     if args.plot:
         from neurosurrogate.data.dataset import load_dataset
-        from neurosurrogate.data.trace import Trace
+        from neurosurrogate.evaluate.rollout import dataset_traces
         from neurosurrogate.plotting import plot_traces
 
         d = load_dataset(out)
         k = min(4, d.n_trials)
-        trs = [Trace(np.arange(d.v_mV.shape[1], dtype=float), d.v_mV[i], d.spike_times_ms[i]) for i in range(k)]
-        plot_traces(args.plot, trs, d.events[:k], [s["kind"] for s in d.synapses],
+        plot_traces(args.plot, dataset_traces(d)[:k], d.events[:k], [s["kind"] for s in d.synapses],
                     title=f"{cell.name}: NEURON ground truth ({args.protocol} protocol)")
         print(f"wrote {args.plot}")
     return 0

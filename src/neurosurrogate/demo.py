@@ -17,9 +17,8 @@ def run_demo(out_dir: Path, quick: bool = False, model_name: str = "point-hh") -
     from neurosurrogate.biophys.cells import get_cell
     from neurosurrogate.biophys.generate import generate_dataset
     from neurosurrogate.data.dataset import load_dataset
-    from neurosurrogate.evaluate.metrics import pooled_fidelity
     from neurosurrogate.evaluate.report import metrics_table
-    from neurosurrogate.evaluate.rollout import dataset_traces
+    from neurosurrogate.evaluate.rollout import evaluate_dataset
     from neurosurrogate.plotting import plot_overlay, plot_traces
     from neurosurrogate.surrogate.model import SurrogateModel
 
@@ -33,21 +32,17 @@ def run_demo(out_dir: Path, quick: bool = False, model_name: str = "point-hh") -
     generate_dataset(path, cell, n, dur, seed=20261122, protocol="paper", progress=False)
     t_neuron = time.perf_counter() - t
     d = load_dataset(path)
-    truth = dataset_traces(d)
     print(f"NEURON: {n} trials x {dur:g} ms of {cell.name} (paper protocol) in {t_neuron:.2f} s wall "
           f"on all cores, process start-up included; written to {path}")
 
     model = SurrogateModel.load(model_name)
     model.predict(d.events[:1], 10.0, device="cpu")  # warm-up
-    t = time.perf_counter()
-    preds = model.predict(d.events, dur, device="cpu")
-    t_sur = time.perf_counter() - t
-    m = pooled_fidelity([tr.v_mV for tr in truth], [p.v_mV for p in preds], [tr.spike_times_ms for tr in truth],
-                        [p.spike_times_ms for p in preds], [dur] * n)
+    ev = evaluate_dataset(model, d, "paper protocol, unseen inputs", device="cpu")
+    truth, preds, m, t_sur = ev.truth, ev.pred, ev.metrics, ev.wall_s_surrogate
     print(f"surrogate {model_name} ({model.net.arch_name} {model.net.config}): same {n} trials in {t_sur:.3f} s "
           f"wall, free-running from rest")
     print()
-    print(metrics_table({"paper protocol, unseen inputs": m}))
+    print(metrics_table({ev.name: m}))
     print()
     sim_s = n * dur / 1000
     print(f"speed: NEURON {sim_s / t_neuron:.1f} simulated s per wall s, surrogate {sim_s / t_sur:.1f} "

@@ -142,6 +142,7 @@ class SurrogateModel:
         p = 1.0 / (1.0 + np.exp(-y[:, 1].astype(np.float64)))
         off = 1.0 / (1.0 + np.exp(-y[:, 2].astype(np.float64)))
         out["spike_prob"] = p
+        out["spike_offset"] = off
         out["spike_times_ms"] = decode_spikes(p, off, e.spike_threshold)
         if e.current_scales:
             out["ina"] = e.current_scales[0] * y[:, 3].astype(np.float64)
@@ -181,7 +182,8 @@ class SurrogateModel:
             for b in range(len(chunk)):
                 d = self.decode(y[b])
                 traces.append(Trace(np.arange(int(duration_ms), dtype=float), d["v_mV"], d["spike_times_ms"],
-                                    d.get("ina"), d.get("ik"), meta={"spike_prob": d["spike_prob"]}))
+                                    d.get("ina"), d.get("ik"),
+                                    meta={"spike_prob": d["spike_prob"], "spike_offset": d["spike_offset"]}))
         return traces[0] if single else traces
 
     # -- files ---------------------------------------------------------------------------

@@ -135,20 +135,15 @@ def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], wi
     from neurosurrogate.evaluate.metrics import match_spikes
     from neurosurrogate.surrogate.model import decode_spikes
 
-    probs, offs, truth = [], [], []
+    preds, truth = [], []
     for d in datasets:
-        x = torch.from_numpy(np.stack([model.encoding.features(ev, d.duration_ms) for ev in d.events]))
-        dev = next(model.net.parameters()).device
-        y, _ = model.net.eval()(x.to(dev))
-        y = y.float().cpu().numpy()
-        probs += list(1 / (1 + np.exp(-y[..., 1].astype(np.float64))))
-        offs += list(1 / (1 + np.exp(-y[..., 2].astype(np.float64))))
+        preds += model.predict(d.events, d.duration_ms, device=str(next(model.net.parameters()).device))
         truth += list(d.spike_times_ms)
     best = (0.5, -1.0)
     for thr in np.round(np.arange(0.3, 0.96, 0.05), 2):
         tp = n_pred = n_true = 0
-        for p, o, t in zip(probs, offs, truth):
-            pred = decode_spikes(p, o, thr)
+        for pr, t in zip(preds, truth):
+            pred = decode_spikes(pr.meta["spike_prob"], pr.meta["spike_offset"], thr)
             tp += len(match_spikes(t, pred, window_ms)[0])
             n_pred, n_true = n_pred + len(pred), n_true + len(t)
         f1 = 2 * tp / max(n_pred + n_true, 1)
