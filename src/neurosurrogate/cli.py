@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     from neurosurrogate import cli_surrogate
 
     cli_surrogate.add_commands(sub, CLIError)
+    from neurosurrogate import cli_network
+
+    cli_network.add_commands(sub, CLIError)
     return p
 
 

@@ -141,3 +141,47 @@ def _save(fig, path, plt) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_heatmaps(path, maps: dict, x: str, y: str, title: str = "") -> Path:
+    """One heat map per measure: ``maps[name] = (x values, y values, Z[y, x])``; PNG."""
+    plt = _plt()
+    n = len(maps)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    for ax, (name, (xs, ys, Z)) in zip(axes[0], maps.items()):
+        dx = (xs[1] - xs[0]) / 2 if xs.size > 1 else 0.5
+        dy = (ys[1] - ys[0]) / 2 if ys.size > 1 else 0.5
+        im = ax.imshow(Z, origin="lower", aspect="auto", cmap="viridis",
+                       extent=(xs[0] - dx, xs[-1] + dx, ys[0] - dy, ys[-1] + dy))
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.set_ylabel(y, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_circuit(path, runs: dict, n_cells: int, stimulus_ms: float, title: str = "") -> Path:
+    """Spike rasters of circuit runs side by side (``runs[label] = CircuitRun``); PNG."""
+    plt = _plt()
+    n = len(runs)
+    fig, axes = plt.subplots(2, n, figsize=(5.0 * n, 5.2), squeeze=False, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1]})
+    for k, (label, run) in enumerate(runs.items()):
+        ax = axes[0, k]
+        ax.plot(run.spike_t_ms, run.spike_cell, "|", ms=2.5, color="k")
+        ax.axvline(stimulus_ms, color="tab:red", lw=0.8)
+        ax.set_ylim(-1, n_cells)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylabel("cell")
+        edges = np.arange(0, run.duration_ms + 1, 2.0)
+        cnt, _ = np.histogram(run.spike_t_ms, edges)
+        axes[1, k].bar(edges[:-1], cnt / n_cells / 0.002, width=2.0, align="edge", color="0.3")
+        axes[1, k].set_ylabel("rate (Hz)")
+        axes[1, k].set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
