@@ -6,6 +6,7 @@ on first call.
 
 from neurosurrogate.biophys.build import build_mechanisms, load_mechanisms, mechanisms_key
 from neurosurrogate.biophys.cells import CELLS, CellSpec, SynapseSpec, get_cell
+from neurosurrogate.biophys.circuit import simulate_circuits, simulate_circuits_parallel
 from neurosurrogate.biophys.simulate import SimulationResult, simulate_events
 
 __all__ = [
@@ -17,5 +18,7 @@ __all__ = [
     "get_cell",
     "load_mechanisms",
     "mechanisms_key",
+    "simulate_circuits",
+    "simulate_circuits_parallel",
     "simulate_events",
 ]
