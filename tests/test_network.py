@@ -134,7 +134,7 @@ def test_paper_rule_reciprocal_pairs_are_stronger_and_scales_apply():
     c = realise(cfg, seed=0)
     pairs = set(zip(c.pre.tolist(), c.post.tolist()))
     recip = np.asarray([(j, i) in pairs for i, j in zip(c.pre, c.post)])
-    w = 3.5  # the example's weight_nS
+    w = 3.0  # the example's weight_nS
     np.testing.assert_allclose(c.weight_nS[recip], 1.5 * w)
     np.testing.assert_allclose(c.weight_nS[~recip], w)
     assert 1 <= c.delay_ms.min() and c.delay_ms.max() <= 3
@@ -234,3 +234,38 @@ def test_network_config_file_errors(tmp_path):
         cfg.with_values({"projections.recurent.p": 0.1})
     with pytest.raises(ConfigError, match="channel: cell 'point-hh' has no 'inh'|synapse index"):
         realise(cfg.with_values({"projections.recurrent.channel": [4]}))
+
+
+def test_two_populations_deliver_across_blocks():
+    """Population A (2 cells) -> B (3 cells): a spike of A[0] reaches B[2]'s inhibitory site after its delay."""
+    pops = (PopulationSpec("A", 2, "point-hh", "point-hh"), PopulationSpec("B", 3, "point-hh", "point-hh"))
+    t = 30.0 + np.linspace(0, 0.6, 4)
+    c = Circuit(pops, 80, pre=np.array([0]), post=np.array([4]), channel=np.array([1]), weight_nS=np.array([4.0]),
+                delay_ms=np.array([4]), U=np.array([1.0]), D_ms=np.array([0.0]), F_ms=np.array([0.0]),
+                ext_t_ms=t, ext_cell=np.zeros(4, np.int64), ext_channel=np.zeros(4, np.int64),
+                ext_weight_nS=np.full(4, 2.5), record_v=np.array([0, 3, 4]))
+    runs = simulate([c, c], record_inputs=True, dtype=torch.float64)
+    for run in runs:
+        s = run.spikes_of(0)
+        assert s.size == 1 and set(run.spike_cell.tolist()) == {0}
+        x = run.inputs[2]  # cell 4 = B[2]
+        k = int(np.floor(s[0] + 4))
+        assert np.flatnonzero(x[:, 2]).tolist() == [k] and x[k, 2] == pytest.approx(0.5)  # 4 nS / 8 nS default
+        assert not x[:, :2].any() and not run.inputs[1].any()  # B[0] gets nothing
+        assert run.v_mV[2, k + 3] < run.v_mV[2, k - 1] - 0.5  # the IPSP hyperpolarises B[2]
+
+
+def test_stimulus_to_chosen_cells():
+    raw = tomllib.loads((EXAMPLES / "paper_circuit.toml").read_text())
+    del raw["stimuli"]["thalamic"]["fraction"]
+    raw["stimuli"]["thalamic"]["cells"] = [3, 7, 11]
+    c = realise(NetworkConfig.from_dict(raw, EXAMPLES), seed=0)
+    stim = (c.ext_t_ms >= 100.0) & (c.ext_t_ms < 101.0) & (c.ext_weight_nS == 2.5)
+    assert sorted(set(c.ext_cell[stim].tolist())) == [3, 7, 11] and stim.sum() == 3 * 4
+    raw["stimuli"]["thalamic"]["cells"] = [3, 3]
+    with pytest.raises(ConfigError, match="cells: expected a list of distinct cell indices"):
+        NetworkConfig.from_dict(raw, EXAMPLES)
+    raw["stimuli"]["thalamic"]["cells"] = [3]
+    raw["stimuli"]["thalamic"]["fraction"] = 0.5
+    with pytest.raises(ConfigError, match="either cells or fraction"):
+        NetworkConfig.from_dict(raw, EXAMPLES)

@@ -17,6 +17,7 @@ def add_commands(sub, CLIError) -> None:
         "network", help="simulate one circuit (surrogates, or NEURON for the cross-check)",
         description="Realise a network config (seeded) and simulate it. Writes spike_cell, spike_t_ms (ms), "
         "record_v, v_mV (recorded cells x ms, mV) and the paper's measures to an NPZ; prints the measures. "
+        "pop_rate_Hz (populations x ms, 1 ms bins). "
         "--simulator neuron builds the same circuit (same connections, delays, events) from point-hh cells in "
         "NEURON.")
     q.add_argument("--config", required=True, help="network TOML (e.g. examples/paper_circuit.toml)")
@@ -61,10 +62,16 @@ def add_commands(sub, CLIError) -> None:
                 raise CLIError(str(exc)) from None
         wall = time.perf_counter() - t0
         meas = circuit_measures(run, circ.n_cells, cfg.measures.stimulus_ms, cfg.measures.response_window_ms)
+        from neurosurrogate.network.measures import population_rate_Hz
+
+        off = circ.offsets
+        pop_rate = np.stack([population_rate_Hz(run, np.arange(off[i], off[i + 1]), 1.0)[1]
+                             for i in range(len(circ.populations))])
         with atomic_path(args.out) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, spike_cell=run.spike_cell, spike_t_ms=run.spike_t_ms, v_mV=run.v_mV,
-                         record_v=circ.record_v, duration_ms=circ.duration_ms,
+                         record_v=circ.record_v, duration_ms=circ.duration_ms, pop_rate_Hz=pop_rate,
+                         populations=np.asarray([p.name for p in circ.populations]),
                          measures=json.dumps(meas), config=json.dumps(cfg.raw, default=str),
                          seed=circ.meta["seed"], simulator=args.simulator, provenance=json.dumps(provenance()))
         print(f"{args.simulator}: {circ.n_cells} cells, {circ.n_synapses} synapses, {circ.duration_ms} ms in "

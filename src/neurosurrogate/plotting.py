@@ -185,3 +185,48 @@ def plot_circuit(path, runs: dict, n_cells: int, stimulus_ms: float, title: str 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path, plt)
+
+
+def plot_crosscheck(path, data: dict, n_cells: int, stimulus_ms: float) -> Path:
+    """Surrogate vs NEURON circuits, one row per setting: rasters, population rate, PSTH, cell rates; PNG.
+
+    ``data[label]`` holds ``raster`` (surrogate run, NEURON run), ``pop_rate`` (t, surrogate, NEURON),
+    ``psth`` (lag, surrogate, NEURON) and ``cell_rates`` (surrogate, NEURON) arrays.
+    """
+    plt = _plt()
+    rows = len(data)
+    fig, axes = plt.subplots(rows, 5, figsize=(20, 3.0 * rows), squeeze=False)
+    colors = {"surrogate": "tab:orange", "NEURON": "k"}
+    for i, (label, d) in enumerate(data.items()):
+        for j, (run, name) in enumerate(zip(d["raster"], ("surrogate", "NEURON"))):
+            ax = axes[i, j]
+            ax.plot(run.spike_t_ms, run.spike_cell, "|", ms=2, color=colors[name])
+            ax.axvline(stimulus_ms, color="tab:red", lw=0.6)
+            ax.set_ylim(-1, n_cells)
+            ax.set_title(f"{label}\n{name}, one instance", fontsize=8)
+            ax.set_ylabel("cell", fontsize=8)
+        t, s, nn = d["pop_rate"]
+        ax = axes[i, 2]
+        ax.step(t, s, where="post", color=colors["surrogate"], label="surrogate")
+        ax.step(t, nn, where="post", color=colors["NEURON"], label="NEURON", lw=0.8)
+        ax.set_title("population rate (5 ms bins, mean of instances)", fontsize=8)
+        ax.set_ylabel("Hz per cell", fontsize=8)
+        ax.legend(fontsize=7)
+        lag, s, nn = d["psth"]
+        ax = axes[i, 3]
+        ax.step(lag, s, where="post", color=colors["surrogate"])
+        ax.step(lag, nn, where="post", color=colors["NEURON"], lw=0.8)
+        ax.set_title("PSTH around the stimulus (1 ms bins)", fontsize=8)
+        ax.set_xlabel("ms after stimulus", fontsize=8)
+        rs, rn = d["cell_rates"]
+        ax = axes[i, 4]
+        bins = np.linspace(0, max(rs.max(), rn.max(), 1.0) + 1e-9, 30)
+        ax.hist(rs, bins, histtype="step", color=colors["surrogate"], density=True)
+        ax.hist(rn, bins, histtype="step", color=colors["NEURON"], density=True)
+        ax.set_title("per-cell rate over the run", fontsize=8)
+        ax.set_xlabel("Hz", fontsize=8)
+    for ax in axes[-1, :2]:
+        ax.set_xlabel("time (ms)", fontsize=8)
+    axes[-1, 2].set_xlabel("time (ms)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, plt)

@@ -184,8 +184,12 @@ def realise(cfg: NetworkConfig, seed: int | None = None) -> Circuit:
         rng = stream(seed, f"stimulus:{st.name}")
         table = tables[st.population]
         n = cfg.population(st.population).n
-        n_stim = int(round(st.fraction * n))
-        cells = np.sort(rng.choice(n, size=n_stim, replace=False)) + offsets[index[st.population]]
+        if st.cells is not None:
+            local = np.asarray(st.cells, dtype=np.int64)
+        else:
+            local = np.sort(rng.choice(n, size=int(round(st.fraction * n)), replace=False))
+        n_stim = local.size
+        cells = local + offsets[index[st.population]]
         total = n_stim * st.events
         sites = table.sites(st.channel, f"[stimuli.{st.name}] channel")
         ext["t"].append(st.time_ms + rng.uniform(0.0, st.width_ms, size=total))

@@ -37,7 +37,8 @@ Example (see ``examples/paper_circuit.toml`` for the paper's circuit)::
     population = "L5"
     time_ms = 100.0
     width_ms = 1.0             # events uniformly spread over [time, time + width)
-    fraction = 1.0             # fraction of the population's cells that receive it
+    fraction = 1.0             # fraction of the population's cells that receive it (drawn per instance)
+    # cells = [0, 5, 9]        # or: these cells (indices within the population)
     events = 8                 # events per stimulated cell
     weight_nS = 2.5
     channel = "exc"
@@ -60,6 +61,7 @@ Every error names the TOML location and what was expected.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass
@@ -223,6 +225,7 @@ class BackgroundConfig:
 class StimulusConfig:
     """``events`` events of ``weight_nS`` per stimulated cell in ``[time_ms, time_ms + width_ms)``.
 
+    ``cells``: explicit cells (indices within the population) instead of a random ``fraction``.
     ``scaled``: the weights are multiplied by the network's ``exc_scale``/``inh_scale`` like
     every other synapse of that kind (default); false keeps the stimulus a fixed probe.
     """
@@ -236,6 +239,7 @@ class StimulusConfig:
     weight_nS: float = 2.5
     channel: str | tuple[int, ...] = "exc"
     scaled: bool = True
+    cells: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +387,15 @@ class NetworkConfig:
                                 t.num("weight_nS", 2.5, 0), _channel(t, "channel"), t.raw("scaled", True))
             if not isinstance(st.scaled, bool):
                 raise t._fail("scaled", "true or false", st.scaled)
+            cells = t.raw("cells", None)
+            if cells is not None:
+                n_pop = next(p.n for p in pops if p.name == st.population)
+                if not (isinstance(cells, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_pop
+                                                        for i in cells) and len(set(cells)) == len(cells)):
+                    raise t._fail("cells", f"a list of distinct cell indices in 0..{n_pop - 1}", cells)
+                if "fraction" in sd:
+                    raise ConfigError(f"[stimuli.{name}] give either cells or fraction, not both")
+                st = dataclasses.replace(st, cells=tuple(cells))
             if st.time_ms >= duration:
                 raise t._fail("time_ms", f"a time before the end of the run ({duration} ms)", st.time_ms)
             stims.append(st)
