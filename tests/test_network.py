@@ -144,7 +144,7 @@ def test_paper_rule_reciprocal_pairs_are_stronger_and_scales_apply():
     np.testing.assert_allclose(scaled.ext_weight_nS[exc], 0.8 * c.ext_weight_nS[exc])  # background and stimulus
     np.testing.assert_allclose(scaled.ext_weight_nS[~exc], c.ext_weight_nS[~exc])  # inh_scale stays 1
     stim = exc & (c.ext_weight_nS == 2.5)
-    assert stim.sum() == 150 * 3 and np.all((c.ext_t_ms[stim] >= 100.0) & (c.ext_t_ms[stim] < 101.0))
+    assert stim.sum() == 150 * 4 and np.all((c.ext_t_ms[stim] >= 100.0) & (c.ext_t_ms[stim] < 101.0))
 
 
 def test_contacts_and_fixed_indegree():
