@@ -62,3 +62,61 @@ def channel_curves(v_mV: list[float], cai_mM: list[float]) -> dict[str, np.ndarr
         z.append(sk(0.5).HaySK.zInf)
     out["SK_E2_zInf"] = z
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+# reference column of cell1_segments.json -> our mechanism suffix
+GBAR_COLUMNS = {
+    "gNaTa_tbar_NaTa_t": "HayNaTa",
+    "gNaTs2_tbar_NaTs2_t": "HayNaTs2",
+    "gNap_Et2bar_Nap_Et2": "HayNap",
+    "gK_Pstbar_K_Pst": "HayKPst",
+    "gK_Tstbar_K_Tst": "HayKTst",
+    "gSKv3_1bar_SKv3_1": "HaySKv31",
+    "gSK_E2bar_SK_E2": "HaySK",
+    "gImbar_Im": "HayIm",
+    "gIhbar_Ih": "HayIh",
+    "gCa_HVAbar_Ca_HVA": "HayCaHVA",
+    "gCa_LVAstbar_Ca_LVAst": "HayCaLVA",
+}
+
+
+def instantiated_cell(morphology: str) -> dict:
+    """Sections, compartments, synapse table and recording sites of our hay-l5pc, in the
+    layout of the reference's cell1_sections.json / cell1_segments.json / synapses.json."""
+    from neurosurrogate.biophys.hay import HayCell, _xyz_at, hay_model, short_name
+
+    model = hay_model(HayCell(morphology=morphology))
+    h = model.h
+    origin = model.soma(0.5)
+    sections, segments = [], []
+    for sec in model.cell.all:
+        par = sec.parentseg()
+        n3d = int(sec.n3d())
+        sections.append({
+            "name": short_name(sec),
+            "parent": short_name(par.sec) if par is not None else None,
+            "parent_x": par.x if par is not None else None,
+            "L_um": sec.L,
+            "nseg": int(sec.nseg),
+            "Ra_ohm_cm": sec.Ra,
+            "dist_um_x0": h.distance(origin, sec(0.0)),
+            "dist_um_x1": h.distance(origin, sec(1.0)),
+            "pt3d": [[sec.x3d(i), sec.y3d(i), sec.z3d(i), sec.diam3d(i)] for i in range(n3d)] if n3d else None,
+        })
+        for k, seg in enumerate(sec):
+            row = {
+                "section": short_name(sec), "seg_index": k, "x": seg.x,
+                "dist_um": h.distance(origin, seg), "area_um2": seg.area(), "diam_um": seg.diam,
+                "ri_Mohm": seg.ri(), "cm_uF_cm2": seg.cm, "g_pas": seg.pas.g, "e_pas": seg.pas.e,
+                "xyz_um": _xyz_at(sec, seg.x) if n3d else None,
+            }
+            for col, mech in GBAR_COLUMNS.items():
+                row[col] = getattr(seg, mech).gbar if hasattr(seg, mech) else 0.0
+            if hasattr(seg, "HayCaDyn"):
+                for c in ("decay", "gamma", "depth", "minCai"):
+                    row[f"{c}_CaDynamics_E2"] = getattr(seg.HayCaDyn, c)
+            if hasattr(seg, "ena"):
+                row["ena"], row["ek"] = seg.ena, seg.ek
+            segments.append(row)
+    return {"sections": sections, "segments": segments, "synapses": model.synapse_rows,
+            "sites": model.sites, "d_max_um": model.d_max_um}
