@@ -120,3 +120,66 @@ def instantiated_cell(morphology: str) -> dict:
             segments.append(row)
     return {"sections": sections, "segments": segments, "synapses": model.synapse_rows,
             "sites": model.sites, "d_max_um": model.d_max_um}
+
+
+def step_currents(morphology: str, amps_nA: list[float], tstop_ms: float, delay_ms: float = 700.0,
+                  dur_ms: float = 2000.0) -> dict:
+    """The reference's somatic step protocol (finitialize(-80), no pre-run): spike times per
+    amplitude, the 0.1 ms soma voltage, and the process CPU time of the runs."""
+    import time
+
+    from neurosurrogate.biophys.hay import HayCell, simulate_hay
+    from neurosurrogate.inputs import EventTable
+
+    spec = HayCell(morphology=morphology, prerun=False, v_init_mV=-80.0)
+    out = {"spikes": [], "v01": [], "cpu_s": 0.0, "sim_ms": 0.0}
+    for amp in amps_nA:
+        t = time.process_time()
+        tr = simulate_hay(spec, EventTable.empty(), tstop_ms, iclamp=(float(amp), delay_ms, dur_ms), keep_full=True)
+        out["cpu_s"] += time.process_time() - t
+        out["sim_ms"] += tstop_ms
+        out["spikes"].append(tr.spike_times_ms)
+        out["v01"].append(tr.meta["v_full_mV"][::4])
+    return out
+
+
+def bombardment(morphology: str, trials: list[int], duration_ms: float, ref_file: str, **cell) -> dict:
+    """Reference bombardment trials replayed through our cell (same synapse table and events,
+    finitialize(-80), no pre-run): spikes, 1 kHz soma/dendrite traces, CPU time per trial."""
+    import time
+
+    from neurosurrogate.biophys.hay import HayCell, simulate_hay
+    from neurosurrogate.inputs import EventTable
+
+    z = np.load(ref_file)
+    spec = HayCell(morphology=morphology, prerun=False, v_init_mV=-80.0, **cell)
+    off = z["ev_offsets"]
+    out = {"spikes": [], "v_1k": [], "v_dend": [], "v01": [], "cpu_s": [], "n_events": []}
+    for k in trials:
+        sl = slice(int(off[k]), int(off[k + 1]))
+        ev = EventTable(z["ev_time_ms"][sl], z["ev_syn"][sl].astype(np.int64), z["ev_weight_nS"][sl])
+        t = time.process_time()
+        tr = simulate_hay(spec, ev, duration_ms, keep_full=True)
+        out["cpu_s"].append(time.process_time() - t)
+        out["n_events"].append(int((ev.t_ms < duration_ms).sum()))
+        out["spikes"].append(tr.spike_times_ms)
+        out["v_1k"].append(tr.v_mV)
+        out["v_dend"].append(tr.v_dend_mV)
+        out["v01"].append(tr.meta["v_full_mV"][::4])
+    return out
+
+
+def init_modes(morphology: str, duration_ms: float) -> dict:
+    """No input: the default steady-state start vs finitialize(-80) without pre-run."""
+    from neurosurrogate.biophys.hay import HayCell, simulate_hay
+    from neurosurrogate.biophys.simulate import resting_potential
+    from neurosurrogate.inputs import EventTable
+
+    out = {}
+    for prerun in (True, False):
+        spec = HayCell(morphology=morphology, prerun=prerun)
+        tr = simulate_hay(spec, EventTable.empty(), duration_ms, keep_full=True)
+        out[prerun] = {"v": tr.meta["v_full_mV"], "v_dend": tr.meta["v_dend_full_mV"],
+                       "spikes": tr.spike_times_ms}
+    out["rest"] = resting_potential(HayCell(morphology=morphology))
+    return out
