@@ -219,3 +219,86 @@ def test_initialisation_modes(run_neuron):
     assert steady["v"][0] == pytest.approx(out["rest"]) and out["rest"] == pytest.approx(-77.25, abs=0.02)
     assert raw["v"][0] == -80.0 and raw["v"][-1] > -79.0
     assert len(steady["spikes"]) == len(raw["spikes"]) == 0
+
+
+# ----------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------
+def _cli(*args: str, env_morphology: str | None = None, cwd=None):
+    """The CLI with $NEUROSURROGATE_HAY_MORPHOLOGY set to ``env_morphology`` (or unset)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("NEUROSURROGATE_HAY_MORPHOLOGY", None)
+    if env_morphology is not None:
+        env["NEUROSURROGATE_HAY_MORPHOLOGY"] = env_morphology
+    return subprocess.run([sys.executable, "-m", "neurosurrogate.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600)
+
+
+def test_cli_simulate_contract(tmp_path):
+    """``simulate --cell hay-l5pc --morphology PATH --events E --duration-ms T --v-init-mV -80
+    --no-prerun --out gt.npz``: t_ms, v_mV (soma, 1 kHz), v_dend_mV (2, T), spike_times_ms; event
+    synapse indices refer to the default table. First 300 ms of bombardment trial 19."""
+    from neurosurrogate.inputs import EventTable
+
+    z = np.load(REF / "synaptic_bombardment.npz")
+    o, k, T = z["ev_offsets"], 19, 300
+    sl = slice(int(o[k]), int(o[k + 1]))
+    ev = EventTable(z["ev_time_ms"][sl], z["ev_syn"][sl].astype(np.int64), z["ev_weight_nS"][sl]).window(0, T)
+    ev.save(tmp_path / "events.npz")
+    out = tmp_path / "gt.npz"
+    r = _cli("simulate", "--cell", "hay-l5pc", "--morphology", str(MORPH), "--events", str(tmp_path / "events.npz"),
+             "--duration-ms", str(T), "--v-init-mV", "-80", "--no-prerun", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    g = np.load(out)
+    assert {"t_ms", "v_mV", "v_dend_mV", "spike_times_ms"} <= set(g.files)
+    assert np.array_equal(g["t_ms"], np.arange(float(T))) and g["v_mV"].shape == (T,)
+    assert g["v_dend_mV"].shape == (2, T)
+    ref = _ref_spikes(z, k, T)
+    assert len(ref) >= 3 and len(g["spike_times_ms"]) == len(ref)
+    assert np.abs(g["spike_times_ms"] - ref).max() < 0.01
+    ref_dend = np.stack([z["v_apic400_1k"][k][:T], z["v_apic700_1k"][k][:T]])
+    assert np.abs(g["v_dend_mV"] - ref_dend).max() < 0.01
+    assert g["v_mV"][0] == -80.0
+
+
+def test_cli_bad_input_gives_clear_errors(tmp_path):
+    bad = tmp_path / "bad.asc"
+    bad.write_text("this is not a morphology\n")
+    ev = tmp_path / "ev.npz"
+    from neurosurrogate.inputs import EventTable
+
+    EventTable([1.0], [0], [3.0]).save(ev)
+    EventTable([1.0], [200], [3.0]).save(tmp_path / "ev200.npz")
+    sim = ["simulate", "--cell", "hay-l5pc", "--duration-ms", "10", "--out", str(tmp_path / "o.npz")]
+    cases_ = [
+        (sim + ["--events", str(ev)], "needs a morphology"),
+        (sim + ["--events", str(ev), "--morphology", str(tmp_path / "missing.asc")], "does not exist"),
+        (sim + ["--events", str(ev), "--morphology", str(ev)], "expected a Neurolucida .asc or an .swc"),
+        (sim + ["--events", str(ev), "--morphology", str(bad)], "no somatic/basal/apical sections"),
+        (sim + ["--events", str(tmp_path / "ev200.npz"), "--morphology", str(MORPH)], "expected 0..199"),
+        (sim + ["--trials", "2", "--morphology", str(MORPH)], "not supported"),
+        (["simulate", "--cell", "point-hh", "--events", str(ev), "--no-prerun", "--out", "x.npz"],
+         "applies to --cell hay-l5pc only"),
+        (["synapses", "--cell", "point-hh", "--morphology", str(MORPH)], "applies to --cell hay-l5pc only"),
+    ]
+    for args, msg in cases_:
+        r = _cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "neurosurrogate: error:" in r.stderr and msg in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_cli_synapses_from_env_morphology():
+    """The morphology can come from $NEUROSURROGATE_HAY_MORPHOLOGY; the table is the reference's."""
+    import json
+
+    r = _cli("synapses", "--cell", "hay-l5pc", env_morphology=str(MORPH))
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    ref = json.loads((REF / "synapses.json").read_text())["synapses"]
+    assert len(rows) == 200
+    assert [(row[1], row[5]) for row in rows] == [(s["kind"], s["section"]) for s in ref]
