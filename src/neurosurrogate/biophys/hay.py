@@ -59,6 +59,7 @@ Units: mV, ms, um, nS, nA, S/cm2, mA/cm2.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import os
 from dataclasses import dataclass
@@ -572,6 +573,17 @@ class HayModel:
         self.iclamp.amp = 0.0
         self.iclamp.dur = 0.0
 
+    def close(self) -> None:
+        """Drop every NEURON object of this cell (the handler refers back to the model)."""
+        self._fih = None
+        self.iclamp = None
+        self.pool = []
+        self.syns = []
+        self.sections = {}
+        self.soma = None
+        self.cell = None
+        self._snapshot = None
+
     # -- state ------------------------------------------------------------------------
     def segments(self):
         for sec in self.cell.all:
@@ -722,9 +734,21 @@ def hay_model(spec: HayCell) -> HayModel:
     if _MODEL is not None and _MODEL.spec.replace(prerun=spec.prerun) == spec:
         _MODEL.spec = spec  # only the initialisation mode differs: same NEURON objects
         return _MODEL
-    _MODEL = None  # drop the previous cell's NEURON objects first
+    release_model()  # drop the previous cell's NEURON objects first
+    from neurosurrogate.biophys import simulate
+
+    simulate.release_model()  # and any point cells: NEURON would integrate them alongside
     _MODEL = HayModel(spec)
     return _MODEL
+
+
+def release_model() -> None:
+    """Delete this process's hay-l5pc NEURON objects (if any)."""
+    global _MODEL
+    if _MODEL is not None:
+        _MODEL.close()
+        _MODEL = None
+        gc.collect()
 
 
 def simulate_hay(

@@ -163,8 +163,17 @@ def _model(spec: CellSpec, n_cells: int = 1) -> _PointModel:
     global _MODEL
     if _MODEL is None or _MODEL.spec != spec or len(_MODEL.cells) != n_cells:
         _MODEL = None  # drop the previous cells' NEURON objects first
+        from neurosurrogate.biophys import hay
+
+        hay.release_model()  # and a detailed cell: NEURON would integrate it alongside
         _MODEL = _PointModel(spec, n_cells)
     return _MODEL
+
+
+def release_model() -> None:
+    """Delete this process's point-cell NEURON objects (if any)."""
+    global _MODEL
+    _MODEL = None
 
 
 def _is_hay(spec) -> bool:
