@@ -26,6 +26,12 @@ Design
   and returns a :class:`HayTrace`: soma voltage at 1 kHz (AP peaks kept), the
   dendritic sites at 1 kHz (point samples), spike times, soma ``ina``/``ik``.
 
+Mechanism order: NEURON advances mechanisms in the order nrnivmodl registered them
+(sorted file names), so ``hay_cadyn.mod`` sorts before ``hay_sk_e2.mod``: within a
+step SK reads the freshly updated [Ca]i, as in the original (CaDynamics_E2 before
+SK_E2). The file names keep the original's whole order, which makes the summation of
+currents, and hence the results, agree with the original to ~1e-7 ms in spike times.
+
 Initialisation
 --------------
 ``prerun=True`` (default): every trial starts from the cell's steady state without
