@@ -49,12 +49,30 @@ def _kv_list(pairs: list[str] | None, what: str) -> dict:
     return out
 
 
+HAY = "hay-l5pc"
+
+
 def _cell_from_args(args):
+    from neurosurrogate.biophys.hay import MorphologyError
+
     params = _kv_list(args.set, "--set")
     if getattr(args, "kshift_mV", None) is not None:
         params["kshift_mV"] = args.kshift_mV
+    hay_only = {
+        "--morphology": ("morphology", getattr(args, "morphology", None)),
+        "--v-init-mV": ("v_init_mV", getattr(args, "v_init_mV", None)),
+        "--no-prerun": ("prerun", False if getattr(args, "no_prerun", False) else None),
+    }
+    for flag, (name, value) in hay_only.items():
+        if value is None:
+            continue
+        if args.cell != HAY:
+            raise CLIError(f"{flag} applies to --cell {HAY} only (got --cell {args.cell})")
+        params[name] = value
     try:
         return get_cell(args.cell, **params)
+    except MorphologyError as exc:
+        raise CLIError(f"--morphology: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise CLIError(f"--cell/--set: {exc}") from None
 
@@ -86,6 +104,9 @@ def _add_cell_args(p: argparse.ArgumentParser) -> None:
                    help="shift of the K+ activation in mV (point-hh-kshift; default +10)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a cell parameter, e.g. --set gkbar_S_cm2=0.03 (repeatable)")
+    p.add_argument("--morphology", metavar="PATH",
+                   help=f"morphology file (.asc or .swc) of --cell {HAY} "
+                   "(default: $NEUROSURROGATE_HAY_MORPHOLOGY)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,6 +121,18 @@ def cmd_build_mechanisms(args) -> int:
 
 def cmd_synapses(args) -> int:
     cell = _cell_from_args(args)
+    if cell.name == HAY:  # sites are placed on the instantiated morphology (NEURON)
+        from neurosurrogate.biophys.hay import MorphologyError, synapse_table
+
+        try:
+            rows = synapse_table(cell)
+        except MorphologyError as exc:
+            raise CLIError(f"--morphology: {exc}") from None
+        print("index kind tau_ms e_rev_mV weight_nS section x x_node dist_um")
+        for r in rows:
+            print(f"{r['index']:5d} {r['kind']:4s} {r['tau_ms']:6g} {r['e_rev_mV']:8g} {r['weight_nS']:9g} "
+                  f"{r['section']} {r['x']:.6f} {r['x_node']:.6f} {r['dist_um']:.2f}")
+        return 0
     print("index kind tau_ms e_rev_mV weight_nS section x")
     for i, s in enumerate(cell.synapses):
         print(f"{i:5d} {s.kind:4s} {s.tau_ms:6g} {s.e_rev_mV:8g} {s.weight_nS:9g} {s.section} {s.x:g}")
@@ -129,6 +162,8 @@ def cmd_simulate(args) -> int:
         return _simulate_single(cell, args, out)
     if args.trials is None:
         raise CLIError("simulate: give --events FILE (one run) or --trials N (a dataset)")
+    if cell.name == HAY:
+        raise CLIError(f"simulate --trials: datasets of {HAY} are not supported yet; run --events FILE")
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise CLIError(f"--out {out}: a dataset is written as HDF5; use a .h5 suffix")
     from neurosurrogate.biophys.generate import generate_dataset
@@ -171,12 +206,24 @@ def _simulate_single(cell, args, out: Path) -> int:
         ev = EventTable.load(args.events).check_synapses(len(cell.synapses))
     except EventTableError as exc:
         raise CLIError(f"--events: {exc}") from None
+    from neurosurrogate.biophys.hay import MorphologyError
+
     t = time.perf_counter()
-    tr = simulate_events(cell, ev, args.duration_ms)
+    try:
+        tr = simulate_events(cell, ev, args.duration_ms)
+    except MorphologyError as exc:
+        raise CLIError(f"--morphology: {exc}") from None
     el = time.perf_counter() - t
     meta = {"cell": cell.to_dict(), "duration_ms": args.duration_ms, "events_file": str(args.events),
             "units": {"t_ms": "ms", "v_mV": "mV", "ina": "mA/cm2", "ik": "mA/cm2", "spike_times_ms": "ms"},
             "provenance": provenance()}
+    if cell.name == HAY:
+        meta["units"]["v_dend_mV"] = "mV"
+        meta["v_dend_mV"] = ("shape (n_sites, T): row k is the apical trunk site sites[k] "
+                             "(default rows: 400 um, 700 um from the soma), 1 kHz point samples")
+        meta["sites"] = tr.meta["sites"]
+        meta["init"] = ("steady state without input" if cell.prerun
+                        else f"finitialize({cell.v_init_mV:g} mV), no pre-run")
     tr.save_npz(out, meta)
     print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (NEURON {el:.2f} s)")
     if args.plot:
@@ -229,8 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", help="NEURON ground truth: one run (--events) or a dataset (--trials)",
         description="One run: --events FILE --duration-ms T --out gt.npz writes t_ms, v_mV (1 kHz, AP peaks "
         "kept), ina, ik (mA/cm2, 1 ms means), spike_times_ms. Dataset: --trials N --duration-ms T --seed S "
-        "--out data.h5 simulates N trials in parallel on all cores; an interrupted run resumes.")
+        "--out data.h5 simulates N trials in parallel on all cores; an interrupted run resumes. "
+        f"--cell {HAY} --morphology PATH: the Hay et al. 2011 L5 pyramidal cell; event synapse indices "
+        "refer to its default 200-site table (see the synapses command); the output also has v_dend_mV, "
+        "shape (2, T), the apical trunk at 400 and 700 um (1 kHz point samples). It starts at the steady "
+        "state unless --no-prerun (then finitialize(--v-init-mV), the original protocol with -80).")
     _add_cell_args(q)
+    q.add_argument("--v-init-mV", dest="v_init_mV", type=float, default=None,
+                   help=f"{HAY}: initial voltage of finitialize, mV (default -80)")
+    q.add_argument("--no-prerun", dest="no_prerun", action="store_true",
+                   help=f"{HAY}: start at finitialize(--v-init-mV) without relaxing to the steady state")
     q.add_argument("--events", help="event table (.npz or .csv) for a single run")
     q.add_argument("--trials", type=_positive_int, help="number of trials of a dataset")
     q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0,

@@ -7,11 +7,13 @@ on first call.
 from neurosurrogate.biophys.build import build_mechanisms, load_mechanisms, mechanisms_key
 from neurosurrogate.biophys.cells import CELLS, CellSpec, SynapseSpec, get_cell
 from neurosurrogate.biophys.circuit import simulate_circuits, simulate_circuits_parallel
+from neurosurrogate.biophys.hay import HayCell
 from neurosurrogate.biophys.simulate import SimulationResult, simulate_events
 
 __all__ = [
     "CELLS",
     "CellSpec",
+    "HayCell",
     "SimulationResult",
     "SynapseSpec",
     "build_mechanisms",

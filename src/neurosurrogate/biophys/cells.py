@@ -2,15 +2,24 @@
 
 A cell specification is a frozen dataclass with every physical parameter,
 in units named in the field; building the NEURON objects is done by the
-simulator (``simulate.py``), so specs can be created, compared, hashed and
-stored without NEURON.
+simulator (``simulate.py``, ``hay.py``), so specs can be created, compared,
+hashed and stored without NEURON.
+
+Registered cells: the point cells ``point-hh``, ``point-passive``,
+``point-hh-kshift`` (:class:`PointCell`) and the detailed Hay et al. 2011
+layer-5 pyramidal cell ``hay-l5pc`` (:class:`~neurosurrogate.biophys.hay.HayCell`,
+which needs a morphology file: ``get_cell("hay-l5pc", morphology=PATH)`` or
+``$NEUROSURROGATE_HAY_MORPHOLOGY``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurosurrogate.biophys.hay import HayCell
 
 __all__ = ["CELLS", "CellSpec", "PointCell", "SynapseSpec", "get_cell"]
 
@@ -127,12 +136,23 @@ class PointCell:
         return dataclasses.replace(self, **changes)
 
 
-CellSpec = PointCell  # more cell kinds (Hay L5PC) join this union later
+CellSpec = Union[PointCell, "HayCell"]
+
+
+def _hay_l5pc(**kw) -> "HayCell":
+    from neurosurrogate.biophys.hay import HayCell
+
+    unknown = set(kw) - {f.name for f in dataclasses.fields(HayCell)}
+    if unknown:
+        raise ValueError(f"unknown cell parameter(s) {sorted(unknown)}")
+    return HayCell(**kw)
+
 
 CELLS: dict[str, Callable[..., CellSpec]] = {
     "point-hh": lambda **kw: PointCell(name="point-hh").replace(**kw),
     "point-passive": lambda **kw: PointCell(name="point-passive", active=False).replace(**kw),
     "point-hh-kshift": lambda **kw: PointCell(name="point-hh-kshift", kshift_mV=10.0).replace(**kw),
+    "hay-l5pc": _hay_l5pc,
 }
 
 
@@ -149,4 +169,8 @@ def get_cell(name: str, **params) -> CellSpec:
 
 def cell_from_dict(d: dict) -> CellSpec:
     """Inverse of ``CellSpec.to_dict``."""
+    if "morphology" in d:
+        from neurosurrogate.biophys.hay import HayCell
+
+        return HayCell(**d)
     return PointCell(**d)

@@ -12,6 +12,9 @@ that ``dV/dt`` is below 1e-6 mV/ms), and every trial starts with
 ``finitialize(v_rest)``, which sets every gate to its steady-state value at
 that voltage. Fixed step, implicit Euler (NEURON's default), ``dt`` from
 the specification (0.025 ms).
+
+The detailed cell ``hay-l5pc`` is simulated by :mod:`neurosurrogate.biophys.hay`
+(same synapse and recording conventions; its own initialisation options).
 """
 
 from __future__ import annotations
@@ -160,12 +163,31 @@ def _model(spec: CellSpec, n_cells: int = 1) -> _PointModel:
     global _MODEL
     if _MODEL is None or _MODEL.spec != spec or len(_MODEL.cells) != n_cells:
         _MODEL = None  # drop the previous cells' NEURON objects first
+        from neurosurrogate.biophys import hay
+
+        hay.release_model()  # and a detailed cell: NEURON would integrate it alongside
         _MODEL = _PointModel(spec, n_cells)
     return _MODEL
 
 
+def release_model() -> None:
+    """Delete this process's point-cell NEURON objects (if any)."""
+    global _MODEL
+    _MODEL = None
+
+
+def _is_hay(spec) -> bool:
+    from neurosurrogate.biophys.hay import HayCell
+
+    return isinstance(spec, HayCell)
+
+
 def resting_potential(spec: CellSpec) -> float:
-    """Steady-state membrane potential of the cell without input, mV."""
+    """Steady-state membrane potential of the cell without input, mV (the soma's, for hay-l5pc)."""
+    if _is_hay(spec):
+        from neurosurrogate.biophys.hay import hay_model
+
+        return hay_model(spec).steady_state()
     if spec not in _REST:
         _model(spec, 1).rest()
     return _REST[spec]
@@ -218,6 +240,10 @@ def simulate_batch(
             raise TypeError(f"tables[{i}] must be an EventTable")
     if not tables:
         return []
+    if _is_hay(spec):  # one detailed cell at a time (batching buys nothing at 642 compartments)
+        from neurosurrogate.biophys.hay import simulate_hay
+
+        return [simulate_hay(spec, ev, duration_ms, dt, keep_full) for ev in tables]
     fulls = _model(spec, len(tables)).run(list(tables), duration_ms, dt)
     return [_to_trace(spec, f, duration_ms, dt, keep_full) for f in fulls]
 
@@ -242,5 +268,7 @@ def simulate_events(
         A :class:`Trace` with ``t_ms`` = 0..duration-1, ``v_mV`` (1 kHz, AP
         peaks kept), ``ina``/``ik`` (mA/cm2, bin means; zeros for a passive
         cell) and ``spike_times_ms`` (threshold crossings at full resolution).
+        For ``hay-l5pc`` a :class:`~neurosurrogate.biophys.hay.HayTrace` that also
+        holds ``v_dend_mV`` (see :func:`neurosurrogate.biophys.hay.simulate_hay`).
     """
     return simulate_batch(spec, [events], duration_ms, dt_ms, keep_full)[0]
