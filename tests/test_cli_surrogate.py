@@ -76,7 +76,7 @@ def test_evaluate_report(tiny, tmp_path):
 
 def test_train_config_errors(tmp_path):
     r = cli("train", "--config", str(tmp_path / "missing.toml"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert r.returncode == 2 and "no such file" in r.stderr
     (tmp_path / "c.toml").write_text('arch = "gru"\ntrain_data = ["nope.h5"]\nval_data = ["v.h5"]\n')
     r = cli("train", "--config", str(tmp_path / "c.toml"), cwd=tmp_path)
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

@@ -67,7 +67,7 @@ def test_config_errors(small_data, tmp_path):
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_toml(tmp_path / "c.toml")
     (tmp_path / "d.toml").write_text('arch = \n')
-    with pytest.raises(ValueError, match="invalid TOML"):
+    with pytest.raises(ValueError, match="not valid TOML"):
         TrainConfig.from_toml(tmp_path / "d.toml")
     with pytest.raises(ValueError, match="unknown architecture"):
         train(_cfg(small_data, tmp_path / "x", arch="nope"), progress=False)

@@ -74,3 +74,16 @@ def provenance() -> dict[str, str]:
         "torch_version": _version("torch"),
         "h5py_version": _version("h5py"),
     }
+
+
+def read_toml(path: str | Path, what: str, error: type[Exception] = ValueError) -> dict:
+    """Parse a TOML file; a missing file or bad TOML raises ``error`` naming ``what`` and the path."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {path}: not valid TOML ({exc})") from None

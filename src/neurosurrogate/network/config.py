@@ -63,10 +63,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from neurosurrogate.data.io import read_toml
 
 __all__ = [
     "BackgroundConfig",
@@ -444,10 +445,5 @@ def set_path(d: dict, path: str, value: Any) -> None:
 def load_network_config(path: str | Path) -> NetworkConfig:
     """Read and validate a network TOML file (relative paths inside resolve against its folder)."""
     path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"network config {path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"network config {path}: not valid TOML ({exc})") from None
+    d = read_toml(path, "network config", ConfigError)
     return NetworkConfig.from_dict(d, path.parent)

@@ -33,13 +33,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurosurrogate.data.io import read_toml
 from neurosurrogate.network.config import ConfigError, NetworkConfig, get_path, load_network_config
 
 __all__ = ["Run", "SweepConfig", "load_sweep_config"]
@@ -179,12 +179,7 @@ def sweep_from_dict(d: dict, base_dir: str | Path = ".") -> SweepConfig:
 def load_sweep_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep TOML file."""
     path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"sweep config {path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"sweep config {path}: not valid TOML ({exc})") from None
+    d = read_toml(path, "sweep config", ConfigError)
     return sweep_from_dict(d, path.parent)
 
 

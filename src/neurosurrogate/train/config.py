@@ -15,7 +15,6 @@ Example ``cfg.toml``::
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,13 +98,10 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        from neurosurrogate.data.io import read_toml
+
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"config {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config {path}: invalid TOML ({exc})") from None
+        data = read_toml(path, "config")
         data.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
