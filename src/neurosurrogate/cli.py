@@ -162,23 +162,38 @@ def cmd_simulate(args) -> int:
         return _simulate_single(cell, args, out)
     if args.trials is None:
         raise CLIError("simulate: give --events FILE (one run) or --trials N (a dataset)")
-    if cell.name == HAY:
-        raise CLIError(f"simulate --trials: datasets of {HAY} are not supported yet; run --events FILE")
     if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise CLIError(f"--out {out}: a dataset is written as HDF5; use a .h5 suffix")
+        raise CLIError(f"--out {out}: a dataset (--trials) is written as HDF5, {out.suffix or 'no suffix'!r} "
+                       "is not supported; use a .h5 suffix")
+    import signal
+
     from neurosurrogate.biophys.generate import generate_dataset
+    from neurosurrogate.biophys.hay import MorphologyError
     from neurosurrogate.data.dataset import DatasetError
 
     opts = _kv_list(args.option, "--option")
+
+    def _terminate(signum, frame):  # `kill PID`: stop like Ctrl-C, keeping the finished trials
+        raise KeyboardInterrupt
+
     t = time.perf_counter()
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         generate_dataset(out, cell, args.trials, args.duration_ms, args.seed, protocol=args.protocol,
                          protocol_options=opts, workers=args.workers, progress=not args.quiet)
+    except MorphologyError as exc:
+        raise CLIError(f"--morphology: {exc}") from None
     except (DatasetError, TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
     el = time.perf_counter() - t
     print(f"wrote {out}: {args.trials} trials x {args.duration_ms:g} ms in {el:.1f} s")
     if args.plot:
@@ -279,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out data.h5 simulates N trials in parallel on all cores; an interrupted run resumes. "
         f"--cell {HAY} --morphology PATH: the Hay et al. 2011 L5 pyramidal cell; event synapse indices "
         "refer to its default 200-site table (see the synapses command); the output also has v_dend_mV, "
-        "shape (2, T), the apical trunk at 400 and 700 um (1 kHz point samples). It starts at the steady "
+        "shape (2, T), the apical trunk at 400 and 700 um (1 kHz point samples), and ica, the calcium current "
+        "density (mA/cm2) in one compartment in the middle of the Ca hot zone (785 um); a dataset's metadata "
+        "holds the placed synapse table, the sites and that compartment. It starts at the steady "
         "state unless --no-prerun (then finitialize(--v-init-mV), the original protocol with -80).")
     _add_cell_args(q)
     q.add_argument("--v-init-mV", dest="v_init_mV", type=float, default=None,

@@ -2,16 +2,30 @@
 
 Trials are independent: trial ``i`` draws its events from
 ``numpy.random.default_rng([seed, i])``, so its content does not depend on
-which worker ran it or on interruptions. Workers (one process per core,
-started with 'spawn' so no NEURON state is inherited) each simulate a batch
-of trials together in one NEURON run; the parent writes every finished
-trial atomically and assembles the HDF5 file at the end (see
-:mod:`neurosurrogate.data.dataset`).
+which worker ran it or on interruptions. Workers (one process per core by
+default, started with 'spawn' so no NEURON state is inherited) each simulate
+a batch of point-cell trials together in one NEURON run; the parent writes
+every finished trial atomically and assembles the HDF5 file at the end (see
+:mod:`neurosurrogate.data.dataset`). At most ``2 * workers`` tasks are in
+flight, so the parent never holds more than that many event tables.
+
+``hay-l5pc``: each worker simulates one trial at a time (a batch of detailed
+cells in one NEURON run is no faster); its NEURON model and the steady state
+that starts every trial are built once per worker process. Besides the soma
+voltage, ``ina``/``ik`` and spikes, a trial records ``v_dend_mV`` (the two
+apical trunk sites) and ``ica`` (calcium current density in the middle of
+the Ca hot zone, see :func:`neurosurrogate.biophys.hay.locate_ca_site`). The
+placed synapse table, the sites and the Ca compartment, reported by the
+workers, are kept in ``<out>.parts/cell_info.json`` and stored in the HDF5
+metadata. The morphology file's SHA-256 is part of the configuration, so a
+changed file refuses to resume.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -22,7 +36,7 @@ import numpy as np
 
 from neurosurrogate.biophys.cells import CellSpec, cell_from_dict
 from neurosurrogate.data import dataset as ds
-from neurosurrogate.data.io import provenance
+from neurosurrogate.data.io import atomic_path, provenance
 from neurosurrogate.inputs import EventTable, protocol_events
 
 
@@ -45,6 +59,86 @@ def _worker(cell_dict: dict, items: list[tuple[int, dict]], duration_ms: float) 
     for (i, _), tr in zip(items, traces):
         out.append((i, {"v_mV": tr.v_mV, "ina": tr.ina, "ik": tr.ik, "spike_times_ms": tr.spike_times_ms}))
     return out
+
+
+def _is_hay(cell) -> bool:
+    from neurosurrogate.biophys.hay import HayCell  # no NEURON import
+
+    return isinstance(cell, HayCell)
+
+
+def _hay_info(model) -> dict:
+    """What the dataset metadata needs from an instantiated hay-l5pc (JSON-serialisable)."""
+    return {
+        "synapses": model.synapse_rows,
+        "sites": model.sites,
+        "ica_site": model.ca_site,
+        "v_rest_mV": float(model.v_rest_mV),
+    }
+
+
+def _hay_worker(cell_dict: dict, index: int, events: dict, duration_ms: float) -> tuple[int, dict, dict]:
+    """One hay-l5pc trial in a worker process: (index, arrays of the part file, cell info)."""
+    from neurosurrogate.biophys.hay import hay_model, simulate_hay
+
+    cell = cell_from_dict(cell_dict)
+    tr = simulate_hay(cell, EventTable(**events), duration_ms)
+    arrays = {"v_mV": tr.v_mV, "ina": tr.ina, "ik": tr.ik, "spike_times_ms": tr.spike_times_ms,
+              "v_dend_mV": tr.v_dend_mV, "ica": tr.ica}
+    return index, arrays, _hay_info(hay_model(cell))
+
+
+def _hay_info_worker(cell_dict: dict) -> dict:
+    """Cell info of a hay-l5pc without simulating a trial (worker process)."""
+    from neurosurrogate.biophys.hay import hay_model
+
+    model = hay_model(cell_from_dict(cell_dict))
+    model.steady_state()
+    return _hay_info(model)
+
+
+def _info_path(out: Path) -> Path:
+    return ds.parts_dir(out) / "cell_info.json"
+
+
+def _normalised(info: dict) -> dict:
+    return json.loads(json.dumps(info, sort_keys=True))
+
+
+def _keep_info(out: Path, info: dict) -> None:
+    """Write the workers' cell info beside the parts once; later reports must agree with it."""
+    path = _info_path(out)
+    info = _normalised(info)
+    if path.exists():
+        old = json.loads(path.read_text())
+        geometry = ("synapses", "sites", "ica_site")
+        if any(old.get(k) != info.get(k) for k in geometry):
+            raise ds.DatasetError(
+                f"{path}: a worker placed synapses or recording sites differently from the earlier "
+                "trials of this dataset (was the morphology file or the code changed?)"
+            )
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(info, sort_keys=True, indent=1))
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+HAY_UNITS = {
+    "t_ms": "ms", "v_mV": "mV (soma, 1 kHz, AP peaks kept)", "ina": "mA/cm2 (soma, 1 ms bin means)",
+    "ik": "mA/cm2 (soma, 1 ms bin means)", "spike_times_ms": "ms (soma, upward crossings of the threshold)",
+    "v_dend_mV": "mV, shape (n_sites, T): row k = sites[k], 1 kHz point samples at t = 0, 1, ... ms",
+    "ica": "mA/cm2, calcium current density (HVA + LVA) at ica_site, 1 ms bin means, negative = inward",
+    "dist_um": "um, path distance from soma[0](0.5)", "weight_nS": "nS (peak conductance)",
+    "tau_ms": "ms", "e_rev_mV": "mV",
+}
 
 
 def generate_dataset(
@@ -73,15 +167,28 @@ def generate_dataset(
         protocol: input protocol name ('paper', 'mixed', 'poisson').
         protocol_options: keyword options of the protocol.
         workers: processes (default: all cores).
-        batch_size: trials simulated together by one worker task.
-        progress: show a progress bar.
+        batch_size: trials simulated together by one worker task (point cells; ``hay-l5pc``
+            always simulates one trial per task).
+        progress: show a progress bar (on stderr).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ValueError: bad ``n_trials``, ``duration_ms``, ``workers``, protocol or option.
+        DatasetError: ``out`` or its parts folder holds another configuration.
     """
     out = Path(out)
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     if duration_ms < 1 or duration_ms != int(duration_ms):
         raise ValueError(f"duration_ms must be a whole number >= 1, got {duration_ms}")
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise ValueError(f"workers must be a whole number >= 1, got {workers}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size}")
     options = dict(protocol_options or {})
+    hay = _is_hay(cell)
     # fail early on a bad protocol or option, before any process starts
     trial_events(cell, protocol, options, duration_ms, seed, 0)
     config = {
@@ -93,6 +200,10 @@ def generate_dataset(
         "seed": int(seed),
         "cell": cell.to_dict(),
     }
+    if hay:
+        config["morphology_sha256"] = file_sha256(cell.morphology)
+    # as stored (JSON: tuples become lists), so a rerun compares equal to the file / parts
+    config = json.loads(json.dumps(config, sort_keys=True))
     if out.exists():
         try:
             existing = ds.load_dataset(out)
@@ -104,15 +215,19 @@ def generate_dataset(
     ds.write_meta(out, config)
     done = ds.finished_parts(out)
     todo = [i for i in range(n_trials) if i not in done]
-    workers = workers or os.cpu_count() or 1
-    bs = max(1, min(batch_size, -(-len(todo) // workers))) if todo else 1
+    workers = int(workers or os.cpu_count() or 1)
+    if hay:
+        bs = 1
+    else:
+        bs = max(1, min(batch_size, -(-len(todo) // workers))) if todo else 1
     batches = [todo[k : k + bs] for k in range(0, len(todo), bs)]
     bar = None
     if progress:
         from tqdm import tqdm
 
+        tty = sys.stderr.isatty()
         bar = tqdm(total=n_trials, initial=n_trials - len(todo), unit="trial", desc=f"simulate {cell.name}",
-                   file=sys.stderr, dynamic_ncols=True)
+                   file=sys.stderr, dynamic_ncols=tty, mininterval=0.1 if tty else 10.0)
     cell_dict = cell.to_dict()
     tables = {}
 
@@ -122,20 +237,39 @@ def generate_dataset(
             ev = trial_events(cell, protocol, options, duration_ms, seed, i)
             tables[i] = ev
             items.append((i, ev.to_dict()))
+        if hay:
+            return pool.submit(_hay_worker, cell_dict, items[0][0], items[0][1], float(duration_ms))
         return pool.submit(_worker, cell_dict, items, float(duration_ms))
+
+    def finish(fut):
+        if hay:
+            i, arrays, info = fut.result()
+            _keep_info(out, info)  # before the part: a part on disk implies the info is there
+            results = [(i, arrays)]
+        else:
+            results = fut.result()
+        for i, arrays in results:
+            ds.write_part(out, i, tables.pop(i), arrays)
+            if bar is not None:
+                bar.update(1)
 
     if batches:
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=ctx) as pool:
+        n_proc = min(workers, len(batches))
+        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx) as pool:
             try:
-                pending = {submit(pool, b) for b in batches}
-                while pending:
+                queue = iter(batches)
+                pending = set()
+                while True:
+                    for batch in queue:  # keep at most 2 tasks per process in flight
+                        pending.add(submit(pool, batch))
+                        if len(pending) >= 2 * n_proc:
+                            break
+                    if not pending:
+                        break
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
-                        for i, arrays in fut.result():
-                            ds.write_part(out, i, tables.pop(i), arrays)
-                            if bar is not None:
-                                bar.update(1)
+                        finish(fut)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 if bar is not None:
@@ -143,5 +277,19 @@ def generate_dataset(
                 raise
     if bar is not None:
         bar.close()
-    syn = [dataclasses.asdict(s) for s in cell.synapses]
-    return ds.assemble(out, config, cell.to_dict(), syn, provenance(), n_trials)
+    if not hay:
+        syn = [dataclasses.asdict(s) for s in cell.synapses]
+        return ds.assemble(out, config, cell.to_dict(), syn, provenance(), n_trials)
+    if not _info_path(out).exists():  # only if someone deleted it: ask a fresh process
+        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+            _keep_info(out, pool.submit(_hay_info_worker, cell_dict).result())
+    info = json.loads(_info_path(out).read_text())
+    extra = {
+        "sites": info["sites"],
+        "ica_site": info["ica_site"],
+        "v_rest_mV": info["v_rest_mV"],
+        "units": HAY_UNITS,
+        "init": ("steady state without input (computed once per worker process)" if cell.prerun
+                 else f"finitialize({cell.v_init_mV:g} mV), no pre-run"),
+    }
+    return ds.assemble(out, config, cell.to_dict(), info["synapses"], provenance(), n_trials, extra_attrs=extra)

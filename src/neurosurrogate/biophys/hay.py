@@ -24,7 +24,9 @@ Design
   and the two dendritic recording sites are located.
 * :func:`simulate_hay` runs an event table (and optionally a somatic current step)
   and returns a :class:`HayTrace`: soma voltage at 1 kHz (AP peaks kept), the
-  dendritic sites at 1 kHz (point samples), spike times, soma ``ina``/``ik``.
+  dendritic sites at 1 kHz (point samples), spike times, soma ``ina``/``ik``, and the
+  calcium current density ``ica`` at one compartment of the Ca hot zone
+  (:func:`locate_ca_site`).
 
 Mechanism order: NEURON advances mechanisms in the order nrnivmodl registered them
 (sorted file names), so ``hay_cadyn.mod`` sorts before ``hay_sk_e2.mod``: within a
@@ -59,6 +61,12 @@ cells' convention; spikes then move by up to ~1 ms over 2 s of bombardment).
 Recording sites: for each target path distance (400 and 700 um), among the apical
 sections that contain it, the one with the largest diameter there (the main trunk).
 
+Calcium site: NEURON's ``ica`` (mA/cm2; the sum of the HVA and LVA calcium currents,
+negative = inward) is recorded in ONE compartment in the middle of the Ca hot zone,
+``CA_SITE_DIST_UM = 785`` um from the soma (hot zone 685-885 um), on the branch of the
+distal (700 um) recording site; for cell1.asc that is ``apic[37]``, compartment 7 of 13
+(centre x = 0.5769, 786.2 um; the trunk splits at 627 um into apic[37] and apic[50]).
+
 Units: mV, ms, um, nS, nA, S/cm2, mA/cm2.
 """
 
@@ -78,11 +86,13 @@ from neurosurrogate.data.trace import Trace, bin_mean_1khz, detect_spikes, resam
 
 __all__ = [
     "BIOPHYS",
+    "CA_SITE_DIST_UM",
     "HAY_MORPHOLOGY_ENV",
     "HayCell",
     "HayModel",
     "HayTrace",
     "MorphologyError",
+    "locate_ca_site",
     "resolve_morphology",
     "simulate_hay",
     "synapse_table",
@@ -144,6 +154,9 @@ BIOPHYS: dict[str, dict] = {
 #: apical rules: Ih exponential in normalised distance, Ca hot zone (strict bounds)
 IH_APICAL = (0.0002, -0.8696, 2.0870, 3.6161)  # gbar = a (b + c exp(k d / D_max))
 HOT_ZONE_UM = (685.0, 885.0)
+#: path distance (um) of the compartment whose calcium current ``ica`` is recorded: the
+#: middle of the hot zone
+CA_SITE_DIST_UM = 0.5 * (HOT_ZONE_UM[0] + HOT_ZONE_UM[1])
 CA_LVA_HOT, CA_LVA_FACTOR_OUT = 0.0187, 0.01
 CA_HVA_HOT, CA_HVA_FACTOR_OUT = 0.000555, 0.1
 CADYN_DEPTH_UM, CADYN_MIN_CAI_MM = 0.1, 1e-4
@@ -543,6 +556,50 @@ def locate_site(h, cell, dist_um: float) -> dict:
     }
 
 
+def locate_ca_site(h, cell, trunk_section: str | None = None, dist_um: float = CA_SITE_DIST_UM) -> dict:
+    """The compartment whose calcium current is recorded: at path distance ``dist_um``
+    (default the middle of the Ca hot zone, 785 um) on the apical trunk.
+
+    Among the apical sections that contain ``dist_um``, the one that is
+    ``trunk_section`` (short name, normally the section of the distal recording site)
+    or descends from it; if none, the one with the largest diameter there (as
+    :func:`locate_site`). Returns the keys of :func:`locate_site` plus
+    ``gbar_CaHVA_S_cm2``, ``gbar_CaLVA_S_cm2`` (densities in that compartment) and
+    ``in_hot_zone``. Raises :class:`MorphologyError` if no apical section reaches it.
+    """
+    site = locate_site(h, cell, dist_um)
+    if trunk_section is not None:
+        origin = cell.soma[0](0.5)
+        for sec in cell.apical:
+            d0, d1 = h.distance(origin, sec(0.0)), h.distance(origin, sec(1.0))
+            if not (d0 <= dist_um <= d1 and d1 > d0):
+                continue
+            s, on_branch = sec, False
+            while s is not None:
+                if short_name(s) == trunk_section:
+                    on_branch = True
+                    break
+                ps = s.parentseg()
+                s = ps.sec if ps is not None else None
+            if on_branch:
+                x = (dist_um - d0) / (d1 - d0)
+                xn = _x_node(sec, x)
+                site = {"section": short_name(sec), "x": float(x), "x_node": xn, "nseg": int(sec.nseg),
+                        "dist_um": float(h.distance(origin, sec(xn))), "diam_um": float(sec(x).diam),
+                        "xyz_um": _xyz_at(sec, xn), "target_dist_um": float(dist_um)}
+                break
+    seg = None
+    for sec in cell.apical:
+        if short_name(sec) == site["section"]:
+            seg = sec(site["x"])
+            break
+    site["gbar_CaHVA_S_cm2"] = float(seg.HayCaHVA.gbar)
+    site["gbar_CaLVA_S_cm2"] = float(seg.HayCaLVA.gbar)
+    site["in_hot_zone"] = bool(site["gbar_CaLVA_S_cm2"] == CA_LVA_HOT)
+    site["current"] = "ica: HVA + LVA calcium current density, mA/cm2, negative = inward"
+    return site
+
+
 class HayModel:
     """One instantiated ``hay-l5pc`` in this process: sections, synapses, recording sites.
 
@@ -553,6 +610,7 @@ class HayModel:
         synapse_rows: the synapse table (see :func:`synapse_table`).
         syns: one ``AlphaSynEv`` per synapse row.
         sites: the dendritic recording sites (see :func:`locate_site`).
+        ca_site: the compartment whose ``ica`` is recorded (see :func:`locate_ca_site`).
         d_max_um: largest apical path distance (normalises the Ih rule).
     """
 
@@ -571,6 +629,7 @@ class HayModel:
             self.syns.append(p)
         self.pool: list[list] = [[] for _ in self.syns]
         self.sites = [locate_site(h, self.cell, d) for d in spec.recording_dist_um]
+        self.ca_site = locate_ca_site(h, self.cell, self.sites[-1]["section"] if self.sites else None)
         self._snapshot: list | None = None
         self.v_rest_mV = math.nan
         self._restore_on_init = False
@@ -694,6 +753,7 @@ class HayModel:
         }
         for k, site in enumerate(self.sites):
             recs[f"v_site{k}"] = h.Vector().record(self.sections[site["section"]](site["x"])._ref_v)
+        recs["ica"] = h.Vector().record(self.sections[self.ca_site["section"]](self.ca_site["x"])._ref_ica)
         self._restore_on_init = bool(self.spec.prerun)
         try:
             h.finitialize(self.spec.v_init_mV)
@@ -718,14 +778,19 @@ class HayTrace(Trace):
     Attributes:
         v_dend_mV: (n_sites, n) voltage at the dendritic sites, 1 kHz point samples at
             t = 0, 1, ... ms (row k = ``meta['sites'][k]``; default rows: 400 um, 700 um).
+        ica: (n,) calcium current density (HVA + LVA, NEURON's ``ica``) in the hot-zone
+            compartment ``meta['ca_site']``, mA/cm2 (negative = inward), 1 ms bin means.
     """
 
     v_dend_mV: np.ndarray | None = None
+    ica: np.ndarray | None = None
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out = super().to_npz_dict()
         if self.v_dend_mV is not None:
             out["v_dend_mV"] = self.v_dend_mV
+        if self.ica is not None:
+            out["ica"] = self.ica
         return out
 
 
@@ -779,7 +844,8 @@ def simulate_hay(
     Returns:
         :class:`HayTrace`: ``t_ms`` = 0..duration-1, ``v_mV`` soma (1 kHz, AP peaks kept),
         ``v_dend_mV`` (n_sites, duration), ``spike_times_ms``, soma ``ina``/``ik`` (mA/cm2,
-        1 ms bin means); ``meta`` has the sites, dt and threshold.
+        1 ms bin means), ``ica`` at the hot-zone compartment (mA/cm2, 1 ms bin means);
+        ``meta`` has the sites, the Ca site, dt and threshold.
     """
     dt = spec.dt_ms if dt_ms is None else float(dt_ms)
     if dt <= 0 or abs(round(1.0 / dt) * dt - 1.0) > 1e-9:
@@ -803,8 +869,9 @@ def simulate_hay(
         ina=bin_mean_1khz(full["ina"], dt, n),
         ik=bin_mean_1khz(full["ik"], dt, n),
         meta={"dt_ms": dt, "spike_threshold_mV": spec.spike_threshold_mV, "sites": model.sites,
-              "v_dend_layout": "(n_sites, T)"},
+              "v_dend_layout": "(n_sites, T)", "ca_site": model.ca_site},
         v_dend_mV=dend,
+        ica=bin_mean_1khz(full["ica"], dt, n),
     )
     if keep_full:
         tr.meta["v_full_mV"] = v

@@ -12,6 +12,15 @@ Layout of a dataset file (``FORMAT = 'neurosurrogate-dataset/1'``)::
         v_mV               (T,) float32, 1 kHz soma voltage, AP peaks kept
         ina, ik            (T,) float32, mA/cm2, 1 ms bin means
         spike_times_ms     (k,) float64
+        v_dend_mV          (n_sites, T) float32, mV   } only for cells that record
+        ica                (T,) float32, mA/cm2       } them (hay-l5pc)
+
+Cells with extra records (``hay-l5pc``) add root attributes (JSON) given to
+:func:`assemble` as ``extra_attrs``: ``sites`` (the dendritic recording sites,
+row k of ``v_dend_mV``), ``ica_site`` (the compartment of ``ica``: section, x,
+path distance in um, Ca channel densities), ``v_rest_mV``, ``units`` and
+``init``; their ``synapses`` attribute is the placed synapse table (section,
+x, x_node, dist_um, xyz_um, kind, region, tau_ms, e_rev_mV, weight_nS).
 
 While a dataset is generated, every finished trial is written atomically to
 ``<out>.parts/trial_<i>.npz``; the HDF5 file is assembled from the parts at
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +43,10 @@ from neurosurrogate.inputs import EventTable
 
 FORMAT = "neurosurrogate-dataset/1"
 TRACE_KEYS = ("v_mV", "ina", "ik")
+#: per-trial arrays stored when the parts hold them (every part must then hold them)
+OPTIONAL_TRACE_KEYS = ("v_dend_mV", "ica")
+#: root attributes read into :attr:`Dataset.extra` when present (JSON)
+EXTRA_ATTRS = ("sites", "ica_site", "v_rest_mV", "units", "init")
 
 
 class DatasetError(ValueError):
@@ -90,8 +103,14 @@ def write_meta(out: Path, config: dict) -> None:
         tmp.write_text(json.dumps(config, sort_keys=True, indent=1))
 
 
-def assemble(out: Path, config: dict, cell: dict, synapses: list[dict], provenance: dict, n_trials: int) -> Path:
-    """Write the HDF5 file from all parts (atomically) and remove the parts folder."""
+def assemble(out: Path, config: dict, cell: dict, synapses: list[dict], provenance: dict, n_trials: int,
+             extra_attrs: dict | None = None) -> Path:
+    """Write the HDF5 file from all parts (atomically) and remove the parts folder.
+
+    ``extra_attrs`` (JSON-serialisable values, keys from :data:`EXTRA_ATTRS`) become
+    root attributes. The arrays of :data:`OPTIONAL_TRACE_KEYS` are stored when the
+    first part holds them; every part must then hold them.
+    """
     import shutil
 
     import h5py
@@ -100,6 +119,12 @@ def assemble(out: Path, config: dict, cell: dict, synapses: list[dict], provenan
     missing = [i for i in range(n_trials) if i not in parts]
     if missing:
         raise DatasetError(f"cannot assemble {out}: trials {missing[:5]}... are not finished")
+    extra_attrs = dict(extra_attrs or {})
+    unknown = set(extra_attrs) - set(EXTRA_ATTRS)
+    if unknown:
+        raise ValueError(f"assemble: unknown extra_attrs {sorted(unknown)}; expected some of {list(EXTRA_ATTRS)}")
+    with np.load(parts[0]) as z:
+        optional = [k for k in OPTIONAL_TRACE_KEYS if k in z.files]
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -110,6 +135,8 @@ def assemble(out: Path, config: dict, cell: dict, synapses: list[dict], provenan
             f.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
             f.attrs["n_trials"] = n_trials
             f.attrs["duration_ms"] = float(config["duration_ms"])
+            for k, v in extra_attrs.items():
+                f.attrs[k] = json.dumps(v, sort_keys=True)
             g = f.create_group("trials")
             for i in range(n_trials):
                 with np.load(parts[i]) as z:
@@ -119,6 +146,10 @@ def assemble(out: Path, config: dict, cell: dict, synapses: list[dict], provenan
                     for k in ("t_ms", "synapse", "weight_nS"):
                         eg.create_dataset(k, data=z[f"events_{k}"])
                     for k in TRACE_KEYS:
+                        tg.create_dataset(k, data=z[k].astype(np.float32), compression="gzip", compression_opts=4)
+                    for k in optional:
+                        if k not in z.files:
+                            raise DatasetError(f"cannot assemble {out}: part {parts[i].name} lacks array {k!r}")
                         tg.create_dataset(k, data=z[k].astype(np.float32), compression="gzip", compression_opts=4)
                     tg.create_dataset("spike_times_ms", data=z["spike_times_ms"])
             f.attrs["complete"] = True
@@ -136,7 +167,15 @@ class Dataset:
         ina, ik: (n_trials, T) float32 current densities, mA/cm2.
         spike_times_ms: one (k,) array per trial.
         config, cell, provenance: dicts read from the file's attributes.
-        synapses: the cell's synapse table (list of dicts).
+        synapses: the cell's synapse table (list of dicts; for ``hay-l5pc`` the placed
+            sites: section, x, x_node, dist_um (um), kind, tau_ms, e_rev_mV, weight_nS, ...).
+        path: the file it was read from.
+        v_dend_mV: (n_trials, n_sites, T) float32 dendritic voltages at 1 kHz, mV (row k
+            = ``extra['sites'][k]``), or None for cells without them (point cells).
+        ica: (n_trials, T) float32 calcium current density at the compartment
+            ``extra['ica_site']``, mA/cm2 (1 ms bin means, negative = inward), or None.
+        extra: further metadata (``sites``, ``ica_site``, ``v_rest_mV``, ``units``,
+            ``init``); empty for point cells.
     """
 
     events: list[EventTable]
@@ -149,6 +188,19 @@ class Dataset:
     synapses: list[dict]
     provenance: dict
     path: Path | None = None
+    v_dend_mV: np.ndarray | None = None
+    ica: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sites(self) -> list[dict] | None:
+        """Dendritic recording sites (row k of ``v_dend_mV``), or None."""
+        return self.extra.get("sites")
+
+    @property
+    def ica_site(self) -> dict | None:
+        """The compartment of ``ica`` (section, x, dist_um, ...), or None."""
+        return self.extra.get("ica_site")
 
     @property
     def n_trials(self) -> int:
@@ -170,6 +222,8 @@ class Dataset:
         return Dataset(
             [self.events[i] for i in idx], self.v_mV[idx], self.ina[idx], self.ik[idx],
             [self.spike_times_ms[i] for i in idx], self.config, self.cell, self.synapses, self.provenance, self.path,
+            None if self.v_dend_mV is None else self.v_dend_mV[idx], None if self.ica is None else self.ica[idx],
+            dict(self.extra),
         )
 
 
@@ -190,6 +244,7 @@ def load_dataset(path: str | Path) -> Dataset:
         n = int(f.attrs["n_trials"])
         g = f["trials"]
         events, vs, nas, ks, spikes = [], [], [], [], []
+        optional: dict[str, list] = {k: [] for k in OPTIONAL_TRACE_KEYS if n and k in g[f"{0:06d}"]}
         for i in range(n):
             tg = g[f"{i:06d}"]
             e = tg["events"]
@@ -198,8 +253,14 @@ def load_dataset(path: str | Path) -> Dataset:
             nas.append(tg["ina"][()])
             ks.append(tg["ik"][()])
             spikes.append(tg["spike_times_ms"][()])
+            for k, lst in optional.items():
+                if k not in tg:
+                    raise DatasetError(f"dataset {path}: trial {i} lacks {k!r} (trial 0 has it)")
+                lst.append(tg[k][()])
+        extra = {k: json.loads(f.attrs[k]) for k in EXTRA_ATTRS if k in f.attrs}
+        opt = {k: np.stack(v) for k, v in optional.items()}
         return Dataset(
             events, np.stack(vs), np.stack(nas), np.stack(ks), spikes,
             json.loads(f.attrs["config"]), json.loads(f.attrs["cell"]), json.loads(f.attrs["synapses"]),
-            json.loads(f.attrs["provenance"]), path,
+            json.loads(f.attrs["provenance"]), path, opt.get("v_dend_mV"), opt.get("ica"), extra,
         )

@@ -1,0 +1,179 @@
+"""Datasets of the Hay et al. 2011 L5PC (``hay-l5pc``): fields, metadata, resume, errors.
+
+Needs the morphology in ``../shared/hay2011`` (the tests skip without it). NEURON runs
+only in the generator's spawned worker processes and in CLI subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from neurosurrogate.biophys.cells import get_cell
+from neurosurrogate.data import dataset as ds
+
+HAY = SHARED / "hay2011"
+MORPH = HAY / "cell1.asc"
+
+pytestmark = [
+    pytest.mark.neuron,
+    pytest.mark.skipif(not MORPH.exists(), reason=f"no Hay 2011 morphology in {HAY}"),
+]
+
+T_MS, N, SEED = 300, 2, 7
+OPTIONS = {"exc_rate_range_Hz": (400, 9000), "p_quiet": 0.0}
+CLI_OPTIONS = ["--option", "exc_rate_range_Hz=400,9000", "--option", "p_quiet=0"]
+
+
+def _cli_args(out, seed: int = SEED, workers: int = 1) -> list[str]:
+    return ["simulate", "--cell", "hay-l5pc", "--morphology", str(MORPH), "--trials", str(N),
+            "--duration-ms", str(T_MS), "--seed", str(seed), "--protocol", "mixed", *CLI_OPTIONS,
+            "--workers", str(workers), "--quiet", "--out", str(out)]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("NEUROSURROGATE_HAY_MORPHOLOGY", None)
+    return env
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neurosurrogate.cli", *args], capture_output=True, text=True,
+                          env=_env(), timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+    """An uninterrupted 2-trial x 300 ms dataset (two workers, one trial each)."""
+    from neurosurrogate.biophys.generate import generate_dataset
+
+    out = tmp_path_factory.mktemp("hayds") / "ref.h5"
+    cell = get_cell("hay-l5pc", morphology=str(MORPH))
+    generate_dataset(out, cell, N, T_MS, SEED, protocol="mixed", protocol_options=OPTIONS, workers=2,
+                     progress=False)
+    return out
+
+
+def test_fields_shapes_and_metadata(ref):
+    d = ds.load_dataset(ref)
+    assert d.n_trials == N and d.duration_ms == T_MS
+    assert d.v_mV.shape == d.ina.shape == d.ik.shape == d.ica.shape == (N, T_MS)
+    assert d.v_dend_mV.shape == (N, 2, T_MS)
+    assert len(d.spike_times_ms) == len(d.events) == N
+    for a in (d.v_mV, d.v_dend_mV, d.ica, d.ina, d.ik):
+        assert a.dtype == np.float32 and np.isfinite(a).all()
+    assert all(len(e) > 100 and e.synapse.max() < 200 for e in d.events)
+    # every trial starts from the steady state without input
+    assert d.extra["v_rest_mV"] == pytest.approx(-77.25, abs=0.02)
+    assert np.allclose(d.v_mV[:, 0], d.extra["v_rest_mV"], atol=1e-4)
+    # the calcium current is inward and grows with dendritic depolarisation
+    assert (d.ica < 0).all()
+    assert d.ica.min() < 100 * d.ica[:, 0].max()
+    # configuration and provenance
+    assert d.config["cell_name"] == "hay-l5pc" and d.config["seed"] == SEED
+    assert d.config["protocol_options"] == {"exc_rate_range_Hz": [400, 9000], "p_quiet": 0.0}
+    assert len(d.config["morphology_sha256"]) == 64 and d.cell["morphology"] == str(MORPH.resolve())
+    assert "git_commit" in d.provenance
+    # the placed synapse table
+    assert len(d.synapses) == 200
+    kinds = [s["kind"] for s in d.synapses]
+    assert kinds.count("exc") == 150 and kinds.count("inh") == 50
+    for s in d.synapses:
+        assert {"section", "x", "x_node", "dist_um", "kind", "region", "weight_nS", "tau_ms", "e_rev_mV"} <= set(s)
+        assert s["section"].startswith("apic" if s["region"] == "apical" else "dend")
+        assert 0 <= s["x"] <= 1 and s["dist_um"] > 0
+    ref_table = HAY / "reference" / "synapses.json"
+    if ref_table.exists():
+        want = json.loads(ref_table.read_text())["synapses"]
+        assert [(s["section"], s["kind"]) for s in d.synapses] == [(s["section"], s["kind"]) for s in want]
+    # recording sites and the ica compartment (middle of the 685-885 um hot zone)
+    assert [round(s["target_dist_um"]) for s in d.sites] == [400, 700]
+    site = d.ica_site
+    assert site["section"] == "apic[37]" and site["x_node"] == pytest.approx(7.5 / 13)
+    assert site["dist_um"] == pytest.approx(786.23, abs=0.01) and 685 < site["dist_um"] < 885
+    assert site["in_hot_zone"] and site["gbar_CaLVA_S_cm2"] == 0.0187 and site["gbar_CaHVA_S_cm2"] == 0.000555
+    assert set(d.extra["units"]) >= {"v_mV", "v_dend_mV", "ica", "ina", "ik"}
+    with h5py.File(ref) as f:
+        assert {"sites", "ica_site", "units"} <= set(f.attrs)
+        assert set(f["trials/000001"]) == {"events", "v_mV", "ina", "ik", "spike_times_ms", "v_dend_mV", "ica"}
+    # a subset keeps the extra arrays
+    sub = d.subset([1])
+    assert sub.v_dend_mV.shape == (1, 2, T_MS) and np.array_equal(sub.ica[0], d.ica[1])
+
+
+def test_interrupted_run_resumes_to_the_same_data(ref, tmp_path):
+    """`kill PID` after the first trial, then the same command again: identical to an
+    uninterrupted run (which used two workers); another configuration is refused."""
+    out = tmp_path / "d.h5"
+    parts = ds.parts_dir(out)
+    proc = subprocess.Popen([sys.executable, "-m", "neurosurrogate.cli", *_cli_args(out)], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while not list(parts.glob("trial_*.npz")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() - t0 < 240, "no trial finished within 240 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    assert sorted(p.name for p in parts.glob("trial_*.npz")) == ["trial_000000.npz"]
+    assert (parts / "cell_info.json").exists() and not out.exists()
+    # the parts of this configuration refuse another one
+    r = _cli(*_cli_args(out, seed=SEED + 1))
+    assert r.returncode == 2 and "different configuration" in r.stderr, r.stderr
+    # resume
+    r = _cli(*_cli_args(out))
+    assert r.returncode == 0, r.stderr
+    assert not parts.exists()
+    a, b = ds.load_dataset(out), ds.load_dataset(ref)
+    for key in ("v_mV", "ina", "ik", "v_dend_mV", "ica"):
+        assert np.array_equal(getattr(a, key), getattr(b, key)), key
+    for x, y in zip(a.spike_times_ms, b.spike_times_ms):
+        assert np.array_equal(x, y)
+    for x, y in zip(a.events, b.events):
+        assert np.array_equal(x.t_ms, y.t_ms) and np.array_equal(x.weight_nS, y.weight_nS)
+    assert a.config == b.config and a.synapses == b.synapses and a.extra == b.extra
+    # the same command on the finished file is a no-op; another configuration is refused
+    assert _cli(*_cli_args(out)).returncode == 0
+    r = _cli(*_cli_args(out, seed=SEED + 1))
+    assert r.returncode == 2 and "different" in r.stderr
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    sim = ["simulate", "--cell", "hay-l5pc", "--trials", "2", "--duration-ms", "100", "--quiet"]
+    junk = tmp_path / "junk.asc"
+    junk.write_text("not a morphology\n")
+    cases = [
+        (sim + ["--out", str(tmp_path / "a.h5")], "needs a morphology"),
+        (sim + ["--morphology", str(tmp_path / "none.asc"), "--out", str(tmp_path / "a.h5")], "does not exist"),
+        (sim + ["--morphology", str(MORPH), "--out", str(tmp_path / "a.npz")], "use a .h5 suffix"),
+        (sim + ["--morphology", str(MORPH), "--protocol", "mixed", "--option", "bogus=1",
+                "--out", str(tmp_path / "a.h5")], "bogus"),
+        # found by the worker process (NEURON's Import3d), reported like the single-run error
+        (sim + ["--morphology", str(junk), "--workers", "1", "--out", str(tmp_path / "j.h5")],
+         "no somatic/basal/apical sections"),
+    ]
+    for args, msg in cases:
+        r = _cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "neurosurrogate: error:" in r.stderr and msg in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    from neurosurrogate.biophys.generate import generate_dataset
+
+    cell = get_cell("hay-l5pc", morphology=str(MORPH))
+    with pytest.raises(ValueError, match="workers"):
+        generate_dataset(tmp_path / "w.h5", cell, 1, 100, 0, workers=0, progress=False)
