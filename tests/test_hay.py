@@ -280,7 +280,7 @@ def test_cli_bad_input_gives_clear_errors(tmp_path):
         (sim + ["--events", str(ev), "--morphology", str(ev)], "expected a Neurolucida .asc or an .swc"),
         (sim + ["--events", str(ev), "--morphology", str(bad)], "no somatic/basal/apical sections"),
         (sim + ["--events", str(tmp_path / "ev200.npz"), "--morphology", str(MORPH)], "expected 0..199"),
-        (sim + ["--trials", "2", "--morphology", str(MORPH)], "not supported"),
+        (sim + ["--trials", "2", "--morphology", str(MORPH)], "use a .h5 suffix"),
         (["simulate", "--cell", "point-hh", "--events", str(ev), "--no-prerun", "--out", "x.npz"],
          "applies to --cell hay-l5pc only"),
         (["synapses", "--cell", "point-hh", "--morphology", str(MORPH)], "applies to --cell hay-l5pc only"),
