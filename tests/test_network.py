@@ -198,7 +198,7 @@ BAD = [
     (_mut("projections.recurrent.p", 1.5), r"p: expected a finite number >= 0 and <= 1"),
     (_mut("projections.recurrent.p", 0.7), r"p \* \(1 \+ reciprocal_ratio\) must be <= 1"),
     (_mut("projections.recurrent.weight_nS", -1), r"weight_nS: expected a finite number >= 0"),
-    (_mut("projections.recurrent.channel", "gaba"), r"channel: expected 'exc', 'inh' or a non-empty list"),
+    (_mut("projections.recurrent.channel", "gaba"), r"channel: expected 'exc', 'inh', a non-empty list of synapse indices or a"),
     (_mut("projections.recurrent.delay_ms", 0), r"delay_ms: expected a whole number of ms >= 1"),
     (_mut("projections.recurrent.delay_ms", 1.5), r"delay_ms: expected a whole number of ms >= 1"),
     (_mut("projections.recurrent.delay_ms", [3, 1]), r"delay_ms: expected \[min, max\] with min <= max"),
@@ -269,3 +269,30 @@ def test_stimulus_to_chosen_cells():
     raw["stimuli"]["thalamic"]["fraction"] = 0.5
     with pytest.raises(ConfigError, match="either cells or fraction"):
         NetworkConfig.from_dict(raw, EXAMPLES)
+
+
+def test_site_selectors_for_multi_compartment_cells():
+    from neurosurrogate.network.build import CellTable
+
+    table = CellTable("toy", ["exc", "exc", "inh", "exc", "exc"], [3, 3, 1, 3, 3],
+                      ["basal", "apical", "basal", "apical", "basal"], [50.0, 400.0, 80.0, 120.0, 310.0])
+    raw = _raw()
+    for sel, expected in [({"kind": "exc"}, [0, 1, 3, 4]), ({"kind": "exc", "region": "basal"}, [0, 4]),
+                          ({"kind": "exc", "max_dist_um": 200.0}, [0, 3]),
+                          ({"kind": "exc", "region": "apical", "min_dist_um": 200.0}, [1])]:
+        raw["projections"]["recurrent"]["channel"] = sel
+        ch = NetworkConfig.from_dict(raw, EXAMPLES).projections[0].channel
+        assert table.sites(ch, "here").tolist() == expected
+    assert table.sites("inh", "here").tolist() == [2] and table.sites((4, 1), "here").tolist() == [4, 1]
+    with pytest.raises(ConfigError, match="no synapse site matching"):
+        table.sites((("kind", "inh"), ("region", "apical")), "here")
+    for sel, msg in [({"region": "basal"}, r"needs 'kind'"), ({"kind": "exc", "region": "tuft"}, "region: expected one of"),
+                     ({"kind": "exc", "min_dist_um": 300.0, "max_dist_um": 100.0}, "max_dist_um: expected a distance"),
+                     ({"kind": "exc", "colour": 1}, "unknown key")]:
+        raw["projections"]["recurrent"]["channel"] = sel
+        with pytest.raises(ConfigError, match=msg):
+            NetworkConfig.from_dict(raw, EXAMPLES)
+    # point cells: the selector works on their (soma) table too
+    raw["projections"]["recurrent"]["channel"] = {"kind": "exc", "region": "soma"}
+    c = realise(NetworkConfig.from_dict(raw, EXAMPLES), seed=0)
+    assert c.n_synapses > 0 and np.all(c.channel == 0)

@@ -31,17 +31,29 @@ def stream(seed: int, name: str) -> np.random.Generator:
 
 
 class CellTable:
-    """A cell's synapse table as the network needs it: kinds and default weights (nS)."""
+    """A cell's synapse table as the network needs it: kind, default weight (nS), region and path
+    distance from the soma (um) of every site (point cells: region 'soma', distance 0)."""
 
-    def __init__(self, cell: str, kinds: tuple[str, ...], weights_nS: tuple[float, ...]) -> None:
-        self.cell, self.kinds, self.weights_nS = cell, kinds, np.asarray(weights_nS, dtype=float)
+    def __init__(self, cell: str, kinds, weights_nS, regions=None, dist_um=None) -> None:
+        self.cell, self.kinds, self.weights_nS = cell, tuple(kinds), np.asarray(weights_nS, dtype=float)
+        n = len(self.kinds)
+        self.regions = np.asarray(regions if regions is not None else ["soma"] * n)
+        self.dist_um = np.asarray(dist_um if dist_um is not None else np.zeros(n), dtype=float)
 
-    def sites(self, channel: str | tuple[int, ...], where: str) -> np.ndarray:
-        """Synapse indices selected by a kind ('exc'/'inh') or an explicit list."""
+    def sites(self, channel, where: str) -> np.ndarray:
+        """Synapse indices selected by a kind ('exc'/'inh'), an explicit list, or a selector (see config)."""
         if isinstance(channel, str):
-            idx = np.flatnonzero(np.asarray(self.kinds) == channel)
+            channel = (("kind", channel),)
+        if channel and isinstance(channel[0], tuple):
+            sel = dict(channel)
+            m = np.asarray(self.kinds) == sel["kind"]
+            if "region" in sel:
+                m &= self.regions == sel["region"]
+            m &= self.dist_um >= sel.get("min_dist_um", 0.0)
+            m &= self.dist_um <= sel.get("max_dist_um", np.inf)
+            idx = np.flatnonzero(m)
             if idx.size == 0:
-                raise ConfigError(f"{where}: cell {self.cell!r} has no {channel!r} synapses")
+                raise ConfigError(f"{where}: cell {self.cell!r} has no synapse site matching {sel}")
             return idx
         idx = np.asarray(channel, dtype=np.int64)
         if idx.max() >= len(self.kinds):
@@ -53,19 +65,28 @@ class CellTable:
 
 
 @lru_cache(maxsize=None)
-def _model_cell(model: str) -> str:
+def _model_meta(model: str) -> dict:
     from neurosurrogate.surrogate.model import resolve_model_path
 
-    meta = json.loads((resolve_model_path(model) / "model.json").read_text())
-    return meta["encoding"]["cell_name"]
+    return json.loads((resolve_model_path(model) / "model.json").read_text())
 
 
 @lru_cache(maxsize=None)
 def cell_table(model: str, cell: str | None) -> CellTable:
-    """Synapse table of a population's cell (``cell`` or the surrogate model's cell)."""
+    """Synapse table of a population's cell.
+
+    A model whose ``model.json`` holds the synapse table it was trained on (``synapses``: a list of
+    {kind, weight_nS, region, dist_um}; multi-compartment cells) supplies it; otherwise the table of
+    ``cell`` (or of the model's cell) from :func:`neurosurrogate.biophys.cells.get_cell`.
+    """
     from neurosurrogate.biophys.cells import get_cell
 
-    name = cell or _model_cell(model)
+    meta = _model_meta(model)
+    name = cell or meta["encoding"]["cell_name"]
+    if meta.get("synapses"):
+        syn = meta["synapses"]
+        return CellTable(name, [s["kind"] for s in syn], [s["weight_nS"] for s in syn],
+                         [s.get("region", "soma") for s in syn], [s.get("dist_um", 0.0) for s in syn])
     spec = get_cell(name)
     return CellTable(name, tuple(s.kind for s in spec.synapses), tuple(s.weight_nS for s in spec.synapses))
 

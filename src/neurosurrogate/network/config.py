@@ -20,7 +20,8 @@ Example (see ``examples/paper_circuit.toml`` for the paper's circuit)::
     rule = "paper"             # fixed-probability | paper | fixed-indegree | distance | file
     p = 0.075
     weight_nS = 2.5            # peak conductance per contact before plasticity
-    channel = "exc"            # synapse kind ('exc'/'inh') or a list of synapse indices
+    channel = "exc"            # synapse kind ('exc'/'inh'), a list of synapse indices, or a selector
+                               # { kind = "exc", region = "basal", max_dist_um = 300 } (multi-compartment cells)
     contacts = 1               # synaptic contacts per connection (sites drawn from `channel`)
     delay_ms = [1, 3]          # whole ms: one value, or [min, max] drawn uniformly per connection
     reciprocal_scale = 1.5     # paper rule: weight factor of reciprocally connected pairs
@@ -150,13 +151,33 @@ class _Table:
 _REQUIRED = object()
 
 
-def _channel(t: _Table, key: str, default: Any = "exc") -> str | tuple[int, ...]:
+def _channel(t: _Table, key: str, default: Any = "exc") -> str | tuple:
+    """Synapse sites: a kind, a list of synapse indices, or a selector table.
+
+    The selector ``{ kind = "exc", region = "basal", min_dist_um = 0, max_dist_um = 300 }`` picks the
+    sites of that kind (and region, and path distance from the soma in um) from the cell's synapse table
+    (point cells: region "soma", distance 0). Returned as a sorted tuple of (key, value) pairs.
+    """
     v = t.raw(key, default)
     if isinstance(v, str) and v in ("exc", "inh"):
         return v
     if isinstance(v, list) and v and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
         return tuple(v)
-    raise t._fail(key, "'exc', 'inh' or a non-empty list of synapse indices", v)
+    if isinstance(v, dict):
+        sel = _Table(v, f"{t.where}.{key}")
+        out = {"kind": sel.str_("kind", _REQUIRED, ("exc", "inh"))}
+        if "region" in v:
+            out["region"] = sel.str_("region", None, ("soma", "basal", "apical", "axon"))
+        lo, hi = sel.num("min_dist_um", 0.0, 0), sel.num("max_dist_um", float("inf"), 0) if "max_dist_um" in v else None
+        if hi is not None and hi < lo:
+            raise sel._fail("max_dist_um", f"a distance >= min_dist_um ({lo})", hi)
+        out["min_dist_um"] = lo
+        if hi is not None:
+            out["max_dist_um"] = hi
+        sel.done()
+        return tuple(sorted(out.items()))
+    raise t._fail(key, "'exc', 'inh', a non-empty list of synapse indices or a {kind, region, min_dist_um, "
+                       "max_dist_um} table", v)
 
 
 def _delay(t: _Table) -> tuple[int, int]:
