@@ -716,25 +716,9 @@ class HayModel:
     # -- inputs -----------------------------------------------------------------------
     def prepare(self, events, duration_ms: float) -> list:
         """Assign NetCon weights (one NetCon per distinct weight and synapse); return the queue."""
-        keep = events.t_ms < duration_ms
-        t, syn, w = events.t_ms[keep], events.synapse[keep], events.weight_nS[keep]
-        queued = []
-        order = np.argsort(syn, kind="stable")
-        syn_s = syn[order]
-        bounds = np.searchsorted(syn_s, np.arange(len(self.syns) + 1))
-        for j in range(len(self.syns)):
-            sel = order[bounds[j] : bounds[j + 1]]
-            if sel.size == 0:
-                continue
-            uw, inv = np.unique(w[sel], return_inverse=True)
-            pool = self.pool[j]
-            while len(pool) < uw.size:
-                pool.append(self.h.NetCon(None, self.syns[j]))
-            for nc, wt in zip(pool, uw):
-                nc.weight[0] = float(wt)
-                nc.delay = 0.0
-            queued.append((pool, inv.tolist(), t[sel].tolist()))
-        return queued
+        from neurosurrogate.biophys.simulate import queue_events
+
+        return queue_events(self.h, self.syns, self.pool, events, duration_ms)
 
     def run(self, events, duration_ms: float, dt_ms: float, iclamp: tuple[float, float, float] | None = None) -> dict:
         """One trial: returns full-resolution soma v/ina/ik and the dendritic sites' v."""

@@ -71,22 +71,34 @@ class _Soma:
 
     def prepare(self, events: EventTable, duration_ms: float) -> list:
         """Assign NetCon weights (one NetCon per distinct weight and synapse); return the queue."""
-        keep = events.t_ms < duration_ms
-        t, syn, w = events.t_ms[keep], events.synapse[keep], events.weight_nS[keep]
-        queued = []
-        for j in range(len(self.syns)):
-            m = syn == j
-            if not np.any(m):
-                continue
-            uw, inv = np.unique(w[m], return_inverse=True)
-            pool = self.pool[j]
-            while len(pool) < uw.size:
-                pool.append(self.h.NetCon(None, self.syns[j]))
-            for nc, wt in zip(pool, uw):
-                nc.weight[0] = float(wt)
-                nc.delay = 0.0
-            queued.append((pool, inv.tolist(), t[m].tolist()))
-        return queued
+        return queue_events(self.h, self.syns, self.pool, events, duration_ms)
+
+
+def queue_events(h, syns: list, pools: list[list], events: EventTable, duration_ms: float) -> list:
+    """Point NetCons at synapse objects for an event table; returns what to queue after ``finitialize``.
+
+    Each synapse ``j`` keeps a pool of NetCons (``pools[j]``, grown on demand, reused across trials),
+    one per distinct weight of its events; returns ``[(pool, netcon index per event, times)]`` for
+    ``pool[i].event(t)``. Events at or after ``duration_ms`` are dropped.
+    """
+    keep = events.t_ms < duration_ms
+    t, syn, w = events.t_ms[keep], events.synapse[keep], events.weight_nS[keep]
+    queued = []
+    order = np.argsort(syn, kind="stable")
+    bounds = np.searchsorted(syn[order], np.arange(len(syns) + 1))
+    for j in range(len(syns)):
+        sel = order[bounds[j] : bounds[j + 1]]
+        if sel.size == 0:
+            continue
+        uw, inv = np.unique(w[sel], return_inverse=True)
+        pool = pools[j]
+        while len(pool) < uw.size:
+            pool.append(h.NetCon(None, syns[j]))
+        for nc, wt in zip(pool, uw):
+            nc.weight[0] = float(wt)
+            nc.delay = 0.0
+        queued.append((pool, inv.tolist(), t[sel].tolist()))
+    return queued
 
 
 class _PointModel:

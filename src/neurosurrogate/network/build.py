@@ -124,10 +124,6 @@ def _connect(cfg: NetworkConfig, pr: ProjectionConfig, rng: np.random.Generator,
     return out
 
 
-def _events_per_cell(counts: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    return np.repeat(cells, counts)
-
-
 def realise(cfg: NetworkConfig, seed: int | None = None) -> Circuit:
     """Draw one instance of the network (``seed`` overrides ``network.seed``)."""
     seed = cfg.seed if seed is None else int(seed)
@@ -198,7 +194,7 @@ def realise(cfg: NetworkConfig, seed: int | None = None) -> Circuit:
                 s2 = np.log1p(bg.weight_cv ** 2)
                 base = base * rng.lognormal(-0.5 * s2, np.sqrt(s2), size=total)
             ext["t"].append(t)
-            ext["cell"].append(_events_per_cell(counts, cells))
+            ext["cell"].append(np.repeat(cells, counts))
             ext["channel"].append(ch)
             ext["w"].append(base * scale(table, ch))
     for st in cfg.stimuli:

@@ -105,10 +105,6 @@ class Circuit:
     def n_synapses(self) -> int:
         return int(self.pre.size)
 
-    def population_of(self, cells: np.ndarray) -> np.ndarray:
-        """Population index of each global cell index."""
-        return np.searchsorted(self.offsets, np.asarray(cells), side="right") - 1
-
     def validate(self) -> "Circuit":
         """Check shapes, ranges and types; raises ValueError naming the field."""
         S = self.pre.size

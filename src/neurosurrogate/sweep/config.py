@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from neurosurrogate.data.io import read_toml
-from neurosurrogate.network.config import ConfigError, NetworkConfig, get_path, load_network_config
+from neurosurrogate.network.config import ConfigError, NetworkConfig, load_network_config
 
 __all__ = ["Run", "SweepConfig", "load_sweep_config"]
 
@@ -182,10 +182,3 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     d = read_toml(path, "sweep config", ConfigError)
     return sweep_from_dict(d, path.parent)
 
-
-def param_value(net: NetworkConfig, key: str) -> Any:
-    """Current value of a dotted parameter in a network config (None if defaulted)."""
-    try:
-        return get_path(net.raw, key)
-    except KeyError:
-        return None
