@@ -145,8 +145,6 @@ def simulate(
     start = 0
     for spec in ref.populations:
         m = _model(spec.model)
-        if m.net.n_in != m.encoding.n_in:
-            raise EngineError(f"model {spec.model} is inconsistent")
         net = m.net if dtype == torch.float32 and dev.type == "cpu" else copy.deepcopy(m.net)
         net = net.to(device=dev, dtype=dtype).eval()
         e = m.encoding
