@@ -80,6 +80,33 @@ def plot_overlay(path, truth: Sequence, pred: Sequence, title: str = "", max_ms:
     return _save(fig, path, plt)
 
 
+def plot_sites(path, truth, pred, title: str = "", max_ms: float | None = None) -> Path:
+    """One trial of a multi-compartment cell: soma, each dendritic site (``v_dend_mV`` rows, mV)
+    and ``ica`` (mA/cm2) where present; NEURON black, surrogate red."""
+    plt = _plt()
+    rows = [("soma V (mV)", truth.v_mV, pred.v_mV)]
+    if getattr(pred, "v_dend_mV", None) is not None and getattr(truth, "v_dend_mV", None) is not None:
+        sites = (truth.meta or {}).get("sites") or [{}] * len(pred.v_dend_mV)
+        for k in range(len(pred.v_dend_mV)):
+            lbl = f"{sites[k].get('target_dist_um', '?')} um" if k < len(sites) else f"site {k}"
+            rows.append((f"dend {lbl} (mV)", truth.v_dend_mV[k], pred.v_dend_mV[k]))
+    if getattr(pred, "ica", None) is not None and getattr(truth, "ica", None) is not None:
+        rows.append(("ica (mA/cm2)", truth.ica, pred.ica))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.8 * len(rows) + 0.6), sharex=True, squeeze=False)
+    t = truth.t_ms
+    m = t < (max_ms if max_ms is not None else np.inf)
+    for ax, (lbl, a, b) in zip(axes[:, 0], rows):
+        ax.plot(t[m], np.asarray(a)[m], color="k", lw=0.8, label="NEURON")
+        ax.plot(t[m], np.asarray(b)[m], color="tab:red", lw=0.8, alpha=0.8, label="surrogate")
+        ax.set_ylabel(lbl, fontsize=8)
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
 def plot_scatter(path, truth: Sequence, pred: Sequence, title: str = "") -> Path:
     """Predicted vs true voltage (all samples, 2-D histogram)."""
     plt = _plt()
