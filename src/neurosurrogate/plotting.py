@@ -107,6 +107,38 @@ def plot_sites(path, truth, pred, title: str = "", max_ms: float | None = None) 
     return _save(fig, path, plt)
 
 
+def plot_speed_vs_n(path, rows: list[dict], title: str = "") -> Path:
+    """Wall time of ``sim_ms`` of activity vs the number of cells, log-log.
+
+    Args:
+        rows: dicts with ``simulator`` ('NEURON' or a surrogate label), ``n_cells``, ``wall_s`` and
+            ``measured`` (False: extrapolated; drawn dashed with open markers).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    colors = {}
+    for sim in dict.fromkeys(r["simulator"] for r in rows):
+        color = colors.setdefault(sim, f"C{len(colors)}")
+        pts = sorted((r for r in rows if r["simulator"] == sim), key=lambda r: r["n_cells"])
+        n = [r["n_cells"] for r in pts]
+        w = [r["wall_s"] for r in pts]
+        ax.plot(n, w, "-", color=color, lw=0.8, alpha=0.5)
+        for r in pts:
+            ax.plot(r["n_cells"], r["wall_s"], "o", color=color, mfc=color if r["measured"] else "white", ms=6)
+        ax.plot([], [], "o-", color=color, label=sim)
+    ax.plot([], [], "o", color="grey", mfc="white", label="extrapolated (linear in N)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cells")
+    ax.set_ylabel("wall time (s)")
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
 def plot_scatter(path, truth: Sequence, pred: Sequence, title: str = "") -> Path:
     """Predicted vs true voltage (all samples, 2-D histogram)."""
     plt = _plt()
