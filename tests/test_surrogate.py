@@ -274,6 +274,22 @@ def test_multicompartment_prediction_fields_and_file_round_trip(tmp_path):
         m.predict(EventTable([1.0], [5], [1.0]), 10)
 
 
+def test_prediction_batches_are_capped_by_feature_memory(monkeypatch):
+    import neurosurrogate.surrogate.model as model_mod
+
+    m = SurrogateModel.create("gru", _hay_like_encoding(), hidden=8, layers=1)
+    tables = [EventTable([1.0 + k], [k % 5], [3.0]) for k in range(5)]
+    whole = m.predict(tables, 40, device="cpu")
+    calls = []
+    forward = m.net.forward
+    monkeypatch.setattr(m.net, "forward", lambda x, *a, **kw: calls.append(x.shape[0]) or forward(x, *a, **kw))
+    monkeypatch.setattr(model_mod, "FEATURE_BATCH_BYTES", 2 * 40 * 10 * 4)  # two trials of 40 ms x 10 features
+    parts = m.predict(tables, 40, device="cpu")
+    assert calls == [2, 2, 1] and len(parts) == 5
+    for a, b in zip(whole, parts):
+        assert np.allclose(a.v_dend_mV, b.v_dend_mV, atol=1e-4) and np.allclose(a.v_mV, b.v_mV, atol=1e-4)
+
+
 def test_loss_groups_weigh_each_group():
     from neurosurrogate.train.losses import extra_groups
 

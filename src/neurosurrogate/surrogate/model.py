@@ -54,6 +54,8 @@ from neurosurrogate.inputs import EventTable, bin_events
 from neurosurrogate.surrogate.base import Surrogate, build
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
+#: largest input-feature array of one prediction batch, bytes (``SurrogateModel.predict``)
+FEATURE_BATCH_BYTES = 512 * 2**20
 FORMAT = "neurosurrogate-model/1"
 
 
@@ -327,6 +329,8 @@ class SurrogateModel:
             events: one event table or a list (simulated as a batch of cells).
             duration_ms: simulated time, ms (whole number >= 1).
             device: torch device (default: CUDA if available, else CPU).
+            batch_size: cells per forward pass, at most; fewer when their input features would
+                exceed ``FEATURE_BATCH_BYTES`` (at least one).
 
         Returns:
             A :class:`Trace` (or a list): ``t_ms`` (T,) ms, ``v_mV`` (T,) mV at 1 kHz,
@@ -350,6 +354,9 @@ class SurrogateModel:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         net = self.net.to(dev).eval()
         traces = []
+        # dense features of many synapses are large (hay-l5pc: 3.2 MB per 2 s trial): cap a batch at ~512 MB
+        per_trial = int(duration_ms) * self.encoding.n_in * 4
+        batch_size = max(1, min(int(batch_size), FEATURE_BATCH_BYTES // per_trial))
         for s in range(0, len(tables), batch_size):
             chunk = tables[s : s + batch_size]
             x = torch.from_numpy(np.stack([self.encoding.features(ev, duration_ms) for ev in chunk])).to(dev)
