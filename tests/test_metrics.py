@@ -312,3 +312,78 @@ def test_pooled_fidelity_errors(trace):
         pooled_fidelity([trace], [trace], [[]], [[]], [-1.0])
     with pytest.raises(ValueError, match="v_pred"):
         pooled_fidelity([trace], [trace[:-1]], [[]], [[]], [1000.0])
+
+
+# ------------------------------------------------------------------ multi-compartment metrics
+def test_away_from_spikes_mask_known_answer():
+    from neurosurrogate.evaluate.metrics import away_from_spikes_mask
+
+    m = away_from_spikes_mask(30, [10.0], [22.5], margin_ms=5.0)
+    keep = np.flatnonzero(m).tolist()
+    # |t - 10| <= 5 -> 5..15 out; |t - 22.5| <= 5 -> 18..27 out (17.5 and 27.5 are not samples)
+    assert keep == [0, 1, 2, 3, 4, 16, 17, 28, 29]
+    assert away_from_spikes_mask(4, [], []).all()
+    # dt_ms: samples at 0, 0.5, 1, ...; margin 1 ms around 2 ms -> 1.0..3.0 out
+    m = away_from_spikes_mask(8, [2.0], [], margin_ms=1.0, dt_ms=0.5)
+    assert m.tolist() == [True, True, False, False, False, False, False, True]
+    with pytest.raises(ValueError, match="margin_ms"):
+        away_from_spikes_mask(4, [], [], margin_ms=-1)
+    with pytest.raises(ValueError, match="n_samples"):
+        away_from_spikes_mask(2.5, [], [])
+
+
+def test_multicompartment_fidelity_known_answers():
+    from neurosurrogate.evaluate.metrics import multicompartment_fidelity
+
+    t = np.arange(400.0)
+    v = -70.0 + 3.0 * np.sin(2 * np.pi * t / 50.0)
+    v_pred = v.copy()
+    true_sp, pred_sp = np.array([100.2]), np.array([250.7])  # a miss and a spurious spike
+    v[100:102] = 30.0
+    v_pred[250:252] = 30.0  # spike shapes only near the spikes: away from them the traces agree
+    d0 = 2.0 * v + 1.0
+    d0_pred = d0 + 1.0  # a constant offset: r = 1, VE = 1 - 1 / var
+    ica = np.cos(t / 7.0)
+    m = multicompartment_fidelity([v], [v_pred], [true_sp], [pred_sp], [400.0],
+                                  {"v_dend0_mV": [d0], "ica": [ica]}, {"v_dend0_mV": [d0_pred], "ica": [-ica]})
+    assert m["pearson_r_away5ms"] == pytest.approx(1.0, abs=1e-12)
+    assert m["pearson_r"] < 0.5  # the spikes dominate r over all samples
+    assert m["precision_10ms"] == 0.0 and m["recall_10ms"] == 0.0
+    assert m["v_dend0_mV_pearson_r"] == pytest.approx(1.0, abs=1e-12)
+    assert m["v_dend0_mV_variance_explained"] == pytest.approx(1.0 - 1.0 / np.var(d0), rel=1e-12)
+    assert m["ica_pearson_r"] == pytest.approx(-1.0, abs=1e-12)
+    assert m["ica_variance_explained"] == pytest.approx(1.0 - np.mean(4 * ica**2) / np.var(ica), rel=1e-12)
+    # the margin is a parameter and names the key
+    m2 = multicompartment_fidelity([v], [v_pred], [true_sp], [pred_sp], [400.0], margin_ms=0.5)
+    assert "pearson_r_away0.5ms" in m2 and "pearson_r_away5ms" not in m2
+    with pytest.raises(ValueError, match="sites_pred lacks"):
+        multicompartment_fidelity([v], [v_pred], [true_sp], [pred_sp], [400.0], {"ica": [ica]}, {})
+
+
+def test_site_fidelity_pools_trials_and_handles_constants():
+    from neurosurrogate.evaluate.metrics import site_fidelity
+
+    a, b = [np.array([0.0, 1.0]), np.array([2.0, 3.0])], [np.array([0.0, 1.0]), np.array([2.0, 3.5])]
+    m = site_fidelity(a, b)
+    cat_a, cat_b = np.concatenate(a), np.concatenate(b)
+    assert m["pearson_r"] == pytest.approx(np.corrcoef(cat_a, cat_b)[0, 1], rel=1e-12)
+    assert m["variance_explained"] == pytest.approx(1 - 0.25 / 4 / np.var(cat_a), rel=1e-12)
+    const = site_fidelity([np.ones(5)], [np.arange(5.0)])
+    assert math.isnan(const["pearson_r"]) and math.isnan(const["variance_explained"])
+    with pytest.raises(ValueError, match="ica: 1 true and 2 predicted"):
+        site_fidelity([np.ones(3)], [np.ones(3)] * 2, "ica")
+
+
+def test_crop_trial_drops_the_first_ms():
+    from neurosurrogate.evaluate.metrics import crop_trial
+
+    v, sp = crop_trial(np.arange(10.0), [1.5, 3.0, 7.25], 3)
+    assert v.tolist() == [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0] and sp.tolist() == [0.0, 4.25]
+    vd, _ = crop_trial(np.arange(20.0).reshape(2, 10), [], 8)
+    assert vd.tolist() == [[8.0, 9.0], [18.0, 19.0]]
+    with pytest.raises(ValueError, match="skip_ms=10"):
+        crop_trial(np.arange(10.0), [], 10)
+    with pytest.raises(ValueError, match="skip_ms=2.5"):
+        crop_trial(np.arange(10.0), [], 2.5)
+    with pytest.raises(ValueError, match="skip_ms"):
+        crop_trial(np.arange(10.0), [], -1)

@@ -121,3 +121,230 @@ def test_curriculum_pools_rest_then_subthreshold_then_all():
     assert _pool(cfg, data, 50).tolist() == [0, 1, 2, 3]
     plain = TrainConfig(train_data=("a.h5",), val_data=("b.h5",), max_steps=100)
     assert _pool(plain, data, 5).tolist() == [0, 1, 2, 3]
+
+
+# ----------------------------------------------------------------------------------------------
+# Named extra outputs; the shipped point-hh model is unchanged by them
+# ----------------------------------------------------------------------------------------------
+def _pinned_events() -> EventTable:
+    rng = np.random.default_rng(123)
+    n = 160
+    t = np.sort(rng.uniform(0, 300, n))
+    syn = (rng.random(n) < 0.3).astype(int)
+    w = np.where(syn == 0, 2.5, 8.0) * rng.uniform(0.5, 1.5, n)
+    return EventTable(t, syn, w)
+
+
+# Predictions of the shipped point-hh model for _pinned_events(), 300 ms, batch of one, CPU,
+# computed with the code of commit 9df94c1 (before extra outputs had names), torch 2.13.0 on
+# this project's 2-core x86_64 machine (1 and 2 threads gave the same bits). The current code
+# reproduced every number bit for bit there; the tolerances only allow for other CPUs' float32
+# matrix kernels (a different batch size alone changes v_mV by up to 7e-5 mV).
+PINNED_SPIKES_MS = [24.808872289113488, 44.56513244131967, 57.60406604432662, 75.75106974709401,
+                    97.15468549190834, 130.4649295773671, 143.0793636419718, 158.71255537129042,
+                    177.91942235156165, 224.09305170851982, 244.83673388946661, 281.20688256679057]
+PINNED_IDX = [0, 1, 50, 123, 299]
+PINNED_V_MV = [-65.23059099912643, -68.7426046282053, -69.96907144784927, -67.10613168776035, -63.70291084051132]
+PINNED_INA = [-0.03008152582119017, -0.010091901235148915, 0.0012415034218985488, -0.00010265874671333552,
+              -0.00459485038635965]
+PINNED_IK = [0.015642994047607606, 0.00464373247386804, 0.0168096037873805, 0.0018862146438171912,
+             0.008537924823681042]
+PINNED_SUMS = (-17362.21583917737, -17.415233206626095, 17.697997044574755)  # v_mV, ina, ik over 300 ms
+
+
+def test_shipped_point_hh_predicts_as_before():
+    m = SurrogateModel.load("point-hh")
+    # the legacy file (current_scales) loads as the extras ina, ik with offset 0
+    assert m.encoding.extra_names == ("ina", "ik") and m.encoding.n_out == 5 and m.encoding.n_dend_sites == 0
+    assert [e.offset for e in m.encoding.extras] == [0.0, 0.0]
+    assert m.encoding.extras[0].scale == 0.12928085029125214 and m.encoding.extras[1].scale == 0.11473798006772995
+    tr = m.predict(_pinned_events(), 300, device="cpu")
+    assert type(tr).__name__ == "Trace" and "extras" not in tr.meta
+    assert np.allclose(tr.spike_times_ms, PINNED_SPIKES_MS, rtol=0, atol=1e-4)
+    assert np.allclose(tr.v_mV[PINNED_IDX], PINNED_V_MV, rtol=0, atol=1e-3)
+    assert np.allclose(tr.ina[PINNED_IDX], PINNED_INA, rtol=0, atol=1e-6)
+    assert np.allclose(tr.ik[PINNED_IDX], PINNED_IK, rtol=0, atol=1e-6)
+    assert np.allclose([tr.v_mV.sum(), tr.ina.sum(), tr.ik.sum()], PINNED_SUMS, rtol=1e-6, atol=0)
+    # bit-exact on any machine: the decoding equals the pre-change formulas on the same network output
+    x = torch.from_numpy(m.encoding.features(_pinned_events(), 300)[None])
+    y = m.net(x)[0][0].detach().numpy()
+    w_na, w_k = 0.12928085029125214, 0.11473798006772995
+    assert np.array_equal(tr.v_mV, m.encoding.v_rest_mV + 20.0 * y[:, 0].astype(np.float64))
+    assert np.array_equal(tr.ina, w_na * y[:, 3].astype(np.float64))
+    assert np.array_equal(tr.ik, w_k * y[:, 4].astype(np.float64))
+    p = 1.0 / (1.0 + np.exp(-y[:, 1].astype(np.float64)))
+    off = 1.0 / (1.0 + np.exp(-y[:, 2].astype(np.float64)))
+    assert np.array_equal(tr.spike_times_ms, decode_spikes(p, off, 0.65))
+    # and the training targets equal the pre-change formulas
+    rng = np.random.default_rng(0)
+    ina, ik = rng.normal(0, 0.1, (2, 40)), rng.normal(0, 0.1, (2, 40))
+    z = m.encoding.targets(np.full((2, 40), -60.0), [np.array([3.5]), np.zeros(0)], ina, ik)
+    assert np.array_equal(z[..., 3], (ina / w_na).astype(np.float32))
+    assert np.array_equal(z[..., 4], (ik / w_k).astype(np.float32))
+
+
+def test_legacy_current_scales_equal_named_extras(tmp_path):
+    from dataclasses import asdict
+
+    from neurosurrogate.surrogate.model import ExtraOutput
+
+    named = Encoding((2.5, 8.0), -67.5, extras=(ExtraOutput("ina", 0.1, 0.0, "mA/cm2"),
+                                                ExtraOutput("ik", 0.1, 0.0, "mA/cm2")))
+    assert ENC == named and ENC.current_scales == ()
+    d = asdict(ENC)
+    assert Encoding.from_dict(d) == ENC  # the new file form round-trips
+    assert Encoding.from_dict({"synapse_weights_nS": [2.5, 8.0], "v_rest_mV": -67.5,
+                               "current_scales": [0.1, 0.1]}) == ENC  # the legacy file form
+    with pytest.raises(ValueError, match="unknown key"):
+        Encoding.from_dict({**d, "bogus": 1})
+
+
+def test_extra_output_validation():
+    from neurosurrogate.surrogate.model import ExtraOutput
+
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        ExtraOutput("ica", 0.0)
+    with pytest.raises(ValueError, match="offset must be a finite"):
+        ExtraOutput("ica", 1.0, float("nan"))
+    with pytest.raises(ValueError, match="reserved"):
+        ExtraOutput("v_mV", 1.0)
+    with pytest.raises(ValueError, match="identifier"):
+        ExtraOutput("v dend", 1.0)
+    with pytest.raises(ValueError, match="duplicate"):
+        Encoding((1.0,), -70.0, extras=(ExtraOutput("ica", 1.0), ExtraOutput("ica", 2.0)))
+    with pytest.raises(ValueError, match="v_dend0_mV, v_dend1_mV"):
+        Encoding((1.0,), -70.0, extras=(ExtraOutput("v_dend1_mV", 20.0),))
+    with pytest.raises(ValueError, match="not both"):
+        Encoding((1.0,), -70.0, current_scales=(0.1, 0.1), extras=(ExtraOutput("ica", 1.0),))
+    with pytest.raises(ValueError, match="synapse_weights_nS"):
+        Encoding((0.0,), -70.0)
+
+
+def _hay_like_encoding(n_syn=5):
+    from neurosurrogate.surrogate.model import ExtraOutput
+
+    return Encoding(tuple([3.0] * (n_syn - 1) + [1.0]), -77.25, cell_name="hay-l5pc", extras=(
+        ExtraOutput("v_dend0_mV", 20.0, -74.2, "mV"), ExtraOutput("v_dend1_mV", 20.0, -71.25, "mV"),
+        ExtraOutput("ica", 0.0076, -6.6e-6, "mA/cm2"), ExtraOutput("gk_site", 2.0)))
+
+
+def test_extra_targets_and_decoding_invert_each_other():
+    enc = _hay_like_encoding()
+    assert enc.n_out == 7 and enc.n_dend_sites == 2
+    rng = np.random.default_rng(1)
+    B, T = 2, 30
+    v = rng.normal(-70, 5, (B, T))
+    vd = rng.normal(-60, 10, (B, 2, T))
+    ica = -np.abs(rng.normal(0, 0.01, (B, T)))
+    g = rng.random((B, T))
+    z = enc.targets(v, [np.array([4.25]), np.zeros(0)], v_dend_mV=vd, ica=ica, values={"gk_site": g})
+    assert np.allclose(z[..., 3], (vd[:, 0] + 74.2) / 20.0, atol=1e-6)
+    assert np.allclose(z[..., 5], (ica + 6.6e-6) / 0.0076, atol=1e-5)
+    m = SurrogateModel.create("gru", enc, hidden=4, layers=1)
+    d = m.decode(z[1])
+    assert np.allclose(d["v_dend_mV"], vd[1], atol=1e-4) and d["v_dend_mV"].shape == (2, T)
+    assert np.allclose(d["ica"], ica[1], atol=1e-8) and np.allclose(d["gk_site"], g[1], atol=1e-6)
+    assert np.allclose(d["v_mV"], v[1], atol=1e-4)
+    with pytest.raises(ValueError, match="v_dend_mV"):
+        enc.targets(v, [np.zeros(0)] * B, ica=ica, values={"gk_site": g})
+    with pytest.raises(ValueError, match="'gk_site': no data"):
+        enc.targets(v, [np.zeros(0)] * B, v_dend_mV=vd, ica=ica)
+    with pytest.raises(ValueError, match=r"shape \(2, >1, 30\)"):
+        enc.targets(v, [np.zeros(0)] * B, v_dend_mV=vd[:, :1], ica=ica, values={"gk_site": g})
+
+
+def test_multicompartment_prediction_fields_and_file_round_trip(tmp_path):
+    enc = _hay_like_encoding()
+    torch.manual_seed(0)
+    m = SurrogateModel.create("gru", enc, hidden=8, layers=1)
+    m.card = {"sites": [{"target_dist_um": 400.0}, {"target_dist_um": 700.0}], "ica_site": {"section": "apic[37]"}}
+    ev = EventTable([1.0, 5.5, 9.0], [0, 4, 2], [3.0, 1.0, 6.0])
+    tr = m.predict(ev, 40, device="cpu")
+    assert type(tr).__name__ == "HayTrace"
+    assert tr.v_dend_mV.shape == (2, 40) and tr.ica.shape == (40,) and tr.v_mV.shape == (40,)
+    assert tr.ina is None and tr.ik is None and tr.meta["extras"]["gk_site"].shape == (40,)
+    assert tr.meta["sites"][1]["target_dist_um"] == 700.0 and tr.meta["ica_site"]["section"] == "apic[37]"
+    assert set(tr.to_npz_dict()) == {"t_ms", "v_mV", "spike_times_ms", "v_dend_mV", "ica"}
+    m.save(tmp_path / "mc")
+    back = SurrogateModel.load(tmp_path / "mc")
+    assert back.encoding == enc
+    tb = back.predict(ev, 40, device="cpu")
+    assert np.array_equal(tb.v_dend_mV, tr.v_dend_mV) and np.array_equal(tb.ica, tr.ica)
+    with pytest.raises(ValueError, match="synapse"):
+        m.predict(EventTable([1.0], [5], [1.0]), 10)
+
+
+def test_prediction_batches_are_capped_by_feature_memory(monkeypatch):
+    import neurosurrogate.surrogate.model as model_mod
+
+    m = SurrogateModel.create("gru", _hay_like_encoding(), hidden=8, layers=1)
+    tables = [EventTable([1.0 + k], [k % 5], [3.0]) for k in range(5)]
+    whole = m.predict(tables, 40, device="cpu")
+    calls = []
+    forward = m.net.forward
+    monkeypatch.setattr(m.net, "forward", lambda x, *a, **kw: calls.append(x.shape[0]) or forward(x, *a, **kw))
+    monkeypatch.setattr(model_mod, "FEATURE_BATCH_BYTES", 2 * 40 * 10 * 4)  # two trials of 40 ms x 10 features
+    parts = m.predict(tables, 40, device="cpu")
+    assert calls == [2, 2, 1] and len(parts) == 5
+    for a, b in zip(whole, parts):
+        assert np.allclose(a.v_dend_mV, b.v_dend_mV, atol=1e-4) and np.allclose(a.v_mV, b.v_mV, atol=1e-4)
+
+
+def test_loss_groups_weigh_each_group():
+    from neurosurrogate.train.losses import extra_groups
+
+    names = ("ina", "ik", "v_dend0_mV", "v_dend1_mV", "ica")
+    groups = extra_groups(names, {"currents": 0.1, "v_dend": 2.0, "ica": 0.5})
+    assert groups == [("currents", [3, 4], 0.1), ("v_dend", [5, 6], 2.0), ("ica", [7], 0.5)]
+    with pytest.raises(ValueError, match="no loss weight for the output group 'ica'"):
+        extra_groups(names, {"currents": 0.1, "v_dend": 1.0})
+    torch.manual_seed(0)
+    y, z = torch.randn(2, 20, 8), torch.randn(2, 20, 8)
+    z[..., 1] = (z[..., 1] > 1).float()
+    _, base = surrogate_loss(y, z, current_weight=0.0, groups=[])
+    total, parts = surrogate_loss(y, z, groups=groups)
+    mse = lambda c: float(((y[..., c] - z[..., c]) ** 2).mean())  # noqa: E731
+    assert parts["v_dend"] == pytest.approx(mse([5, 6]), rel=1e-6) and parts["ica"] == pytest.approx(mse([7]), rel=1e-6)
+    want = 0.1 * mse([3, 4]) + 2.0 * mse([5, 6]) + 0.5 * mse([7])
+    assert parts["current"] == pytest.approx(want, rel=1e-6)
+    base_total = base["v"] + base["spike"] + base["offset"]
+    assert float(total) == pytest.approx(base_total + want, rel=1e-5)
+    # the legacy form (no groups) is one 'currents' group over all extra channels
+    y5, z5 = y[..., :5], z[..., :5]
+    assert float(surrogate_loss(y5, z5)[0]) == pytest.approx(
+        float(surrogate_loss(y5, z5, groups=[("currents", [3, 4], 0.1)])[0]), rel=1e-6)
+
+
+def test_sparse_features_rebuild_dense_batches_exactly():
+    from neurosurrogate.train.features import SparseFeatures
+
+    rng = np.random.default_rng(2)
+    dense = (rng.random((5, 50, 6)) < 0.1) * rng.random((5, 50, 6))
+    dense = dense.astype(np.float32)
+    sf = SparseFeatures(iter(dense), 50, 6)
+    assert sf.shape == (5, 50, 6) and len(sf) == 5 and sf.nbytes < dense.nbytes
+    for idx in (np.array([4, 0, 4]), [2], slice(1, 4), slice(None)):
+        assert torch.equal(sf[idx], torch.from_numpy(dense[idx] if not isinstance(idx, list) else dense[idx]))
+    assert sf[np.array([], dtype=int)].shape == (0, 50, 6)
+    with pytest.raises(ValueError, match="trial 1: features have shape"):
+        SparseFeatures([dense[0], dense[1, :10]], 50, 6)
+
+
+def test_train_config_targets():
+    from neurosurrogate.train.config import TrainConfig
+
+    base = dict(train_data=("a.h5",), val_data=("b.h5",))
+    cfg = TrainConfig(**base, targets=["v_dend", "ica"], dend_weight=0.5)
+    assert cfg.targets == ("v_dend", "ica") and cfg.to_dict()["targets"] == ["v_dend", "ica"]
+    assert cfg.key_dict()["targets"] == ["v_dend", "ica"] and cfg.key_dict()["dend_weight"] == 0.5
+    plain = TrainConfig(**base)
+    # checkpoints written before the target fields existed keep resuming
+    assert not {"targets", "dend_weight", "ica_weight"} & set(plain.key_dict())
+    with pytest.raises(ValueError, match=r"unknown target\(s\) \['vdend'\]"):
+        TrainConfig(**base, targets=["vdend"])
+    with pytest.raises(ValueError, match="twice"):
+        TrainConfig(**base, targets=["ica", "ica"])
+    with pytest.raises(ValueError, match="list of names"):
+        TrainConfig(**base, targets="ica")
+    with pytest.raises(ValueError, match="ica_weight"):
+        TrainConfig(**base, ica_weight=-1.0)

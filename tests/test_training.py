@@ -81,9 +81,11 @@ def test_end_to_end_small_surrogate_learns_the_cell(small_data, tmp_path):
     from neurosurrogate.data.dataset import load_dataset
     from neurosurrogate.evaluate.rollout import evaluate_dataset
 
+    # one torch thread: with two, a step took 1.6 s instead of 0.2 s while other processes used the
+    # two cores (OpenMP threads spinning against them), and the 10-minute budget ran out at step 278
     cfg = _cfg(small_data, tmp_path / "e2e", arch_params={"hidden": 32, "layers": 2}, batch_size=16,
                chunk_ms=500, max_steps=300, max_minutes=10.0, eval_every=50, checkpoint_every=300,
-               threads=0, lr=5e-3, lr_final=5e-3)
+               threads=1, lr=5e-3, lr_final=5e-3)
     model = train(cfg, progress=False, log=lambda *x: None)
     m = evaluate_dataset(model, load_dataset(small_data[2]), "test").metrics
     print(model.card["training"]["steps"], m)

@@ -26,7 +26,9 @@ def load_model(model: str | Path = "point-hh"):
 
 
 def predict(events: EventTable, duration_ms: float, model="point-hh", device: str | None = None) -> Trace:
-    """Free-running surrogate prediction from rest: ``t_ms``, ``v_mV`` (1 kHz), ``spike_times_ms``.
+    """Free-running surrogate prediction from rest: ``t_ms``, ``v_mV`` (1 kHz), ``spike_times_ms``
+    (+ ``ina``/``ik`` for point-hh; a multi-compartment model returns a ``HayTrace`` with
+    ``v_dend_mV`` (n_sites, T) in mV and ``ica`` (T,) in mA/cm2, see ``SurrogateModel.predict``).
 
     Args:
         events: the input event table.

@@ -49,7 +49,8 @@ def add_commands(sub, CLIError) -> None:
     q = sub.add_parser(
         "predict", help="run a surrogate on an event table (the prediction contract)",
         description="Free-running surrogate prediction from rest: writes t_ms, v_mV (1 kHz), spike_times_ms "
-        "(and ina, ik if the model predicts them) to an NPZ.")
+        "(and ina, ik if the model predicts them; v_dend_mV (n_sites, T) and ica for multi-compartment models "
+        "such as hay-l5pc) to an NPZ. Event synapse indices refer to the model's cell's synapse table.")
     q.add_argument("--model", default="point-hh", help="shipped model name or model folder (default point-hh)")
     q.add_argument("--events", required=True, help="event table (.npz or .csv)")
     q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0)
@@ -69,17 +70,26 @@ def add_commands(sub, CLIError) -> None:
             model = SurrogateModel.load(args.model)
         except ModelError as exc:
             raise CLIError(f"--model: {exc}") from None
+        n_syn = model.encoding.n_synapses
         try:
-            ev = EventTable.load(args.events).check_synapses(model.encoding.n_synapses)
+            ev = EventTable.load(args.events)
         except EventTableError as exc:
             raise CLIError(f"--events: {exc}") from None
+        try:
+            ev.check_synapses(n_syn)
+        except EventTableError as exc:
+            raise CLIError(f"--events: {exc}; the model ({model.encoding.cell_name}) has {n_syn} synapses") from None
         t = time.perf_counter()
         tr = model.predict(ev, args.duration_ms, device=args.device)
         el = time.perf_counter() - t
         meta = {"model": str(args.model), "arch": model.net.arch_name, "duration_ms": args.duration_ms,
                 "events_file": str(args.events), "units": {"t_ms": "ms", "v_mV": "mV", "spike_times_ms": "ms",
-                                                           "ina": "mA/cm2", "ik": "mA/cm2"},
-                "provenance": provenance()}
+                                                           "ina": "mA/cm2", "ik": "mA/cm2", "v_dend_mV": "mV",
+                                                           "ica": "mA/cm2"},
+                "outputs": list(tr.to_npz_dict()), "provenance": provenance()}
+        for key in ("sites", "ica_site"):
+            if key in tr.meta:
+                meta[key] = tr.meta[key]
         tr.save_npz(out, meta)
         print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (surrogate {el:.3f} s)")
         if args.plot:
@@ -102,6 +112,9 @@ def add_commands(sub, CLIError) -> None:
     q.add_argument("--trials", type=_positive_int, default=40, help="trials per generated regime")
     q.add_argument("--long-run-s", dest="long_run_s", type=float, default=25.0,
                    help="length of the long-run stability test, s (0 = skip)")
+    q.add_argument("--skip-ms", dest="skip_ms", type=float, default=0.0,
+                   help="leave the first N ms of every trial out of the scores (e.g. 300 for reference trials that "
+                   "start at -80 mV without a pre-run); the surrogate still runs from t = 0")
     q.add_argument("--out-dir", dest="out_dir", default="out/evaluate")
     q.add_argument("--update-card", action="store_true", help="write the held-out metrics into the model card")
 
@@ -116,6 +129,8 @@ def add_commands(sub, CLIError) -> None:
             raise CLIError("evaluate: give --data FILE (repeatable) and/or --regimes")
         if args.long_run_s < 0:
             raise CLIError("--long-run-s must be >= 0")
+        if not (np.isfinite(args.skip_ms) and args.skip_ms >= 0 and args.skip_ms == int(args.skip_ms)):
+            raise CLIError(f"--skip-ms must be a whole number of ms >= 0, got {args.skip_ms:g}")
         try:
             model = SurrogateModel.load(args.model)
         except ModelError as exc:
@@ -125,9 +140,11 @@ def add_commands(sub, CLIError) -> None:
         try:
             for p in args.data or []:
                 sets[Path(p).stem] = load_dataset(p)
-            cell = cell_from_dict(model.card["cell"]) if "cell" in model.card else None
-            if cell is None and sets:
-                cell = cell_from_dict(next(iter(sets.values())).cell)
+            cell = None
+            if args.regimes or args.long_run_s > 0:  # only these simulate with NEURON
+                cell = cell_from_dict(model.card["cell"]) if "cell" in model.card else None
+                if cell is None and sets:
+                    cell = cell_from_dict(next(iter(sets.values())).cell)
             if args.regimes:
                 if cell is None:
                     raise CLIError("evaluate --regimes: the model card names no cell")
@@ -135,7 +152,14 @@ def add_commands(sub, CLIError) -> None:
                     sets[name] = load_dataset(path)
         except DatasetError as exc:
             raise CLIError(f"--data: {exc}") from None
-        evals = [evaluate_dataset(model, d, name) for name, d in sets.items()]
+        for name, d in sets.items():
+            if args.skip_ms >= d.duration_ms:
+                raise CLIError(f"--skip-ms {args.skip_ms:g} leaves nothing of the {d.duration_ms:g} ms trials "
+                               f"of {name}")
+        try:
+            evals = [evaluate_dataset(model, d, name, skip_ms=args.skip_ms) for name, d in sets.items()]
+        except ValueError as exc:
+            raise CLIError(f"evaluate: {exc}") from None
         longr = long_run(model, cell, args.long_run_s * 1000) if args.long_run_s > 0 and cell else None
         rep = write_report(out, f"Fidelity of {args.model}", evals, longr, model.card)
         print(metrics_table({e.name: e.metrics for e in evals}))
@@ -143,6 +167,8 @@ def add_commands(sub, CLIError) -> None:
             print(f"long run {args.long_run_s:g} s: explained variance per second min {np.nanmin(longr['ev']):.3f} "
                   f"mean {np.nanmean(longr['ev']):.3f}")
         summary = {e.name: e.metrics for e in evals}
+        if args.skip_ms:
+            summary["scoring"] = {"skip_ms": args.skip_ms}
         if longr is not None:
             summary["long_run"] = {"duration_s": args.long_run_s, "ev_per_s": [float(x) for x in longr["ev"]]}
         (out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))

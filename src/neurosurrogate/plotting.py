@@ -80,6 +80,65 @@ def plot_overlay(path, truth: Sequence, pred: Sequence, title: str = "", max_ms:
     return _save(fig, path, plt)
 
 
+def plot_sites(path, truth, pred, title: str = "", max_ms: float | None = None) -> Path:
+    """One trial of a multi-compartment cell: soma, each dendritic site (``v_dend_mV`` rows, mV)
+    and ``ica`` (mA/cm2) where present; NEURON black, surrogate red."""
+    plt = _plt()
+    rows = [("soma V (mV)", truth.v_mV, pred.v_mV)]
+    if getattr(pred, "v_dend_mV", None) is not None and getattr(truth, "v_dend_mV", None) is not None:
+        sites = (truth.meta or {}).get("sites") or [{}] * len(pred.v_dend_mV)
+        for k in range(len(pred.v_dend_mV)):
+            lbl = f"{sites[k].get('target_dist_um', '?')} um" if k < len(sites) else f"site {k}"
+            rows.append((f"dend {lbl} (mV)", truth.v_dend_mV[k], pred.v_dend_mV[k]))
+    if getattr(pred, "ica", None) is not None and getattr(truth, "ica", None) is not None:
+        rows.append(("ica (mA/cm2)", truth.ica, pred.ica))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 1.8 * len(rows) + 0.6), sharex=True, squeeze=False)
+    t = truth.t_ms
+    m = t < (max_ms if max_ms is not None else np.inf)
+    for ax, (lbl, a, b) in zip(axes[:, 0], rows):
+        ax.plot(t[m], np.asarray(a)[m], color="k", lw=0.8, label="NEURON")
+        ax.plot(t[m], np.asarray(b)[m], color="tab:red", lw=0.8, alpha=0.8, label="surrogate")
+        ax.set_ylabel(lbl, fontsize=8)
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_speed_vs_n(path, rows: list[dict], title: str = "") -> Path:
+    """Wall time of ``sim_ms`` of activity vs the number of cells, log-log.
+
+    Args:
+        rows: dicts with ``simulator`` ('NEURON' or a surrogate label), ``n_cells``, ``wall_s`` and
+            ``measured`` (False: extrapolated; drawn dashed with open markers).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    colors = {}
+    for sim in dict.fromkeys(r["simulator"] for r in rows):
+        color = colors.setdefault(sim, f"C{len(colors)}")
+        pts = sorted((r for r in rows if r["simulator"] == sim), key=lambda r: r["n_cells"])
+        n = [r["n_cells"] for r in pts]
+        w = [r["wall_s"] for r in pts]
+        ax.plot(n, w, "-", color=color, lw=0.8, alpha=0.5)
+        for r in pts:
+            ax.plot(r["n_cells"], r["wall_s"], "o", color=color, mfc=color if r["measured"] else "white", ms=6)
+        ax.plot([], [], "o-", color=color, label=sim)
+    ax.plot([], [], "o", color="grey", mfc="white", label="extrapolated (linear in N)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cells")
+    ax.set_ylabel("wall time (s)")
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
 def plot_scatter(path, truth: Sequence, pred: Sequence, title: str = "") -> Path:
     """Predicted vs true voltage (all samples, 2-D histogram)."""
     plt = _plt()

@@ -15,6 +15,18 @@ arrays in ms, in any order. ``var`` is the population variance (ddof=0):
   ``precision = M / n_pred``, ``recall = M / n_true`` and the shifts are
   ``t_pred - t_true`` (ms; positive = predicted spike is late).
 * Firing rate: ``rate = n_spikes / (duration_ms / 1000)`` in Hz.
+* Away-from-spikes soma r (multi-compartment cells, :func:`away_from_spikes_mask`):
+  Pearson r of the soma voltage on the samples with ``|t - s| > margin_ms``
+  (default 5 ms) for every spike ``s`` of *both* the true and the predicted
+  train. It measures the subthreshold (and dendritically driven) voltage alone:
+  spike errors, including spurious or late spikes, are left to precision and
+  recall. Key ``pearson_r_away{margin:g}ms``.
+* Site metrics (:func:`site_fidelity`): Pearson r and variance explained of a
+  further recorded signal (a dendritic voltage ``v_dend{k}_mV``, ``ica``),
+  pooled over trials like the soma voltage.
+* Scoring window (:func:`crop_trial`): the first ``skip_ms`` of each trial can
+  be left out (e.g. the 300 ms drift of reference trials that start at -80 mV
+  without a pre-run); the surrogate still runs from t = 0.
 
 Functions raise ``ValueError`` naming the argument on bad or undefined input
 (e.g. constant truth), except that the report functions return ``nan`` for
@@ -28,7 +40,7 @@ import numpy as np
 __all__ = [
     "variance_explained", "pearson_r", "subthreshold_mask", "explained_variance_over_time",
     "match_spikes", "spike_precision_recall", "firing_rate_error", "fidelity_report",
-    "pooled_fidelity",
+    "pooled_fidelity", "away_from_spikes_mask", "site_fidelity", "multicompartment_fidelity", "crop_trial",
 ]
 
 
@@ -397,3 +409,120 @@ def pooled_fidelity(v_true_list, v_pred_list, spikes_true_list, spikes_pred_list
     volt = _voltage_entries(*(np.concatenate(x) for x in zip(*volts)))
     return {**volt, **_spike_entries(trains, windows_ms, n_true, n_pred),
             "n_spikes_true": float(n_true), "n_spikes_pred": float(n_pred), **rates}
+
+
+def away_from_spikes_mask(n_samples, spikes_true_ms, spikes_pred_ms, margin_ms=5.0, dt_ms=1.0) -> np.ndarray:
+    """Samples farther than ``margin_ms`` from every true and every predicted spike.
+
+    Sample i is at ``t = i * dt_ms``; it is kept (True) iff ``|t - s| > margin_ms`` for
+    every s in ``spikes_true_ms`` and ``spikes_pred_ms``.
+
+    Args:
+        n_samples: number of samples N (>= 0).
+        spikes_true_ms: true spike times, shape (n,), ms.
+        spikes_pred_ms: predicted spike times, shape (m,), ms.
+        margin_ms: non-negative half-width of the excluded window, ms.
+        dt_ms: sampling interval, ms (> 0).
+
+    Returns:
+        Boolean array, shape (N,).
+    """
+    n = int(n_samples)
+    if n < 0 or n != n_samples:
+        raise ValueError(f"n_samples must be a whole number >= 0, got {n_samples!r}")
+    margin = _scalar(margin_ms, "margin_ms")
+    dt = _scalar(dt_ms, "dt_ms", positive=True)
+    spikes = np.sort(np.concatenate([_as_1d(spikes_true_ms, "spikes_true_ms"),
+                                     _as_1d(spikes_pred_ms, "spikes_pred_ms")]))
+    t = np.arange(n, dtype=float) * dt
+    # no spike s with t - margin <= s <= t + margin
+    return np.searchsorted(spikes, t + margin, "right") == np.searchsorted(spikes, t - margin, "left")
+
+
+def site_fidelity(true_list, pred_list, name: str = "signal") -> dict[str, float]:
+    """Pearson r and variance explained of one recorded signal, pooled over trials.
+
+    Args:
+        true_list: ground-truth traces, trace k of shape (N_k,) (e.g. mV or mA/cm2).
+        pred_list: predicted traces, shapes matching ``true_list``.
+        name: used in error messages.
+
+    Returns:
+        ``{"pearson_r": r, "variance_explained": ve}`` on the concatenation of all trials;
+        ``nan`` where undefined (constant truth or prediction, fewer than 2 samples).
+    """
+    if len(true_list) != len(pred_list):
+        raise ValueError(f"{name}: {len(true_list)} true and {len(pred_list)} predicted traces")
+    if not len(true_list):
+        return {"pearson_r": float("nan"), "variance_explained": float("nan")}
+    pairs = [_pair(a, b, 1, (f"{name} true[{k}]", f"{name} pred[{k}]"))
+             for k, (a, b) in enumerate(zip(true_list, pred_list))]
+    a, b = (np.concatenate(x) for x in zip(*pairs))
+    ok = a.size >= 2 and not _is_constant(a)
+    return {"pearson_r": pearson_r(a, b) if ok and not _is_constant(b) else float("nan"),
+            "variance_explained": variance_explained(a, b) if ok else float("nan")}
+
+
+def crop_trial(v, spikes_ms, skip_ms: float, dt_ms: float = 1.0):
+    """Leave out the first ``skip_ms`` of a trial: the samples with ``t < skip_ms`` and the
+    spikes before ``skip_ms``; the remaining times are shifted by ``-skip_ms``.
+
+    Args:
+        v: trace of shape (..., N) sampled every ``dt_ms`` from t = 0 (any unit).
+        spikes_ms: spike times, shape (k,), ms.
+        skip_ms: non-negative whole number of samples' worth of time, ms, < N * dt_ms.
+        dt_ms: sampling interval, ms.
+
+    Returns:
+        ``(v[..., skip:], spikes[spikes >= skip_ms] - skip_ms)`` with ``skip = skip_ms / dt_ms``.
+    """
+    v = np.asarray(v)
+    skip = _scalar(skip_ms, "skip_ms")
+    dt = _scalar(dt_ms, "dt_ms", positive=True)
+    k = int(round(skip / dt))
+    if abs(k * dt - skip) > 1e-9 or k >= v.shape[-1]:
+        raise ValueError(f"skip_ms={skip_ms} must be a whole number of samples shorter than the trial "
+                         f"({v.shape[-1]} samples of {dt:g} ms)")
+    st = _as_1d(spikes_ms, "spikes_ms")
+    return v[..., k:], st[st >= skip] - skip
+
+
+def multicompartment_fidelity(v_true_list, v_pred_list, spikes_true_list, spikes_pred_list, durations_ms,
+                              sites_true=None, sites_pred=None, margin_ms=5.0, windows_ms=(10.0, 2.0),
+                              dt_ms=1.0) -> dict[str, float]:
+    """:func:`pooled_fidelity` plus the metrics of a multi-compartment cell.
+
+    Adds ``pearson_r_away{margin:g}ms`` (soma r away from true and predicted spikes, see
+    :func:`away_from_spikes_mask`; nan if fewer than 2 such samples) and, for each
+    signal ``name`` in ``sites_true``, ``{name}_pearson_r`` and ``{name}_variance_explained``
+    (:func:`site_fidelity`).
+
+    Args:
+        v_true_list, v_pred_list, spikes_true_list, spikes_pred_list, durations_ms, windows_ms,
+            dt_ms: as :func:`pooled_fidelity` (soma voltage mV, spike times ms).
+        sites_true, sites_pred: ``{name: [trace per trial]}`` of further signals, e.g.
+            ``v_dend0_mV``; every name of ``sites_true`` must be in ``sites_pred``.
+        margin_ms: half-width of the window left out around each spike, ms.
+
+    Returns:
+        Flat ``dict[str, float]``.
+    """
+    out = pooled_fidelity(v_true_list, v_pred_list, spikes_true_list, spikes_pred_list, durations_ms,
+                          windows_ms=windows_ms, dt_ms=dt_ms)
+    a, b = [], []
+    for k, (vt, vp) in enumerate(zip(v_true_list, v_pred_list)):
+        vt, vp = _pair(vt, vp, 1, (f"v_true_list[{k}]", f"v_pred_list[{k}]"))
+        keep = away_from_spikes_mask(vt.size, spikes_true_list[k], spikes_pred_list[k], margin_ms, dt_ms)
+        a.append(vt[keep])
+        b.append(vp[keep])
+    a, b = np.concatenate(a), np.concatenate(b)
+    ok = a.size >= 2 and not _is_constant(a) and not _is_constant(b)
+    out[f"pearson_r_away{_scalar(margin_ms, 'margin_ms'):g}ms"] = pearson_r(a, b) if ok else float("nan")
+    sites_true, sites_pred = dict(sites_true or {}), dict(sites_pred or {})
+    missing = set(sites_true) - set(sites_pred)
+    if missing:
+        raise ValueError(f"sites_pred lacks {sorted(missing)}")
+    for name, tr in sites_true.items():
+        for key, val in site_fidelity(tr, sites_pred[name], name).items():
+            out[f"{name}_{key}"] = val
+    return out

@@ -16,14 +16,35 @@ TABLE_KEYS = [
 ]
 
 
+def _column_label(key: str) -> str | None:
+    """Label of a multi-compartment metric column (``pearson_r_away5ms``, ``v_dend0_mV_pearson_r``,
+    ``ica_pearson_r``), or None for other keys."""
+    import re
+
+    m = re.fullmatch(r"pearson_r_away(.+)ms", key)
+    if m:
+        return f"r soma away ±{m.group(1)}"
+    m = re.fullmatch(r"v_dend(\d+)_mV_pearson_r", key)
+    if m:
+        return f"r dend{m.group(1)}"
+    return "r ica" if key == "ica_pearson_r" else None
+
+
 def metrics_table(rows: dict[str, dict[str, float]]) -> str:
-    """A Markdown table, one row per dataset / regime."""
-    head = "| data | " + " | ".join(lbl for _, lbl in TABLE_KEYS) + " |"
-    sep = "|---" * (len(TABLE_KEYS) + 1) + "|"
+    """A Markdown table, one row per dataset / regime; multi-compartment columns (soma r away
+    from spikes, r per dendritic site, r of ica) are added when some row has them."""
+    keys = list(TABLE_KEYS)
+    for m in rows.values():
+        for k in m:
+            lbl = _column_label(k)
+            if lbl is not None and (k, lbl) not in keys:
+                keys.insert(4 + sum(_column_label(x) is not None for x, _ in keys), (k, lbl))
+    head = "| data | " + " | ".join(lbl for _, lbl in keys) + " |"
+    sep = "|---" * (len(keys) + 1) + "|"
     lines = [head, sep]
     for name, m in rows.items():
         vals = []
-        for k, _ in TABLE_KEYS:
+        for k, _ in keys:
             v = m.get(k, float("nan"))
             vals.append("n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}")
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
@@ -32,7 +53,7 @@ def metrics_table(rows: dict[str, dict[str, float]]) -> str:
 
 def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None = None, card: dict | None = None) -> Path:
     """Write ``report.md`` and PNGs (traces, scatter, long-run stability) into ``out_dir``."""
-    from neurosurrogate.plotting import plot_overlay, plot_scatter, plot_stability
+    from neurosurrogate.plotting import plot_overlay, plot_scatter, plot_sites, plot_stability
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +70,13 @@ def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None
                            title=f"{e.name}: NEURON (black) vs surrogate (red)", max_ms=1000)
         sc = plot_scatter(out_dir / f"scatter_{tag}.png", e.truth, e.pred, title=e.name)
         md += [f"## {e.name}", f"![traces]({png.name})", f"![scatter]({sc.name})", ""]
+        p0 = e.pred[pick[0]] if pick else None
+        if p0 is not None and (getattr(p0, "v_dend_mV", None) is not None or getattr(p0, "ica", None) is not None):
+            sp = plot_sites(out_dir / f"sites_{tag}.png", e.truth[pick[0]], e.pred[pick[0]],
+                            title=f"{e.name}: soma, dendrites, ica", max_ms=1000)
+            md += [f"![sites]({sp.name})", ""]
+        if e.extra.get("skip_ms"):
+            md += [f"Scores leave out the first {e.extra['skip_ms']:g} ms of every trial.", ""]
     if long is not None:
         png = plot_stability(out_dir / "long_run.png", long)
         evs = np.asarray(long["ev"])
@@ -86,7 +114,7 @@ def card_markdown(name: str, card: dict) -> str:
     prov = card.get("provenance", {})
     lines.append(f"* code {prov.get('git_commit')}, torch {prov.get('torch_version')}, NEURON {prov.get('neuron_version')}, "
                  f"Python {prov.get('python_version')}")
-    held = {k: v for k, v in card.get("heldout_metrics", {}).items() if k != "long_run"}
+    held = {k: v for k, v in card.get("heldout_metrics", {}).items() if k not in ("long_run", "scoring")}
     if held:
         lines += ["", "## Held-out fidelity (free-running from rest, unseen inputs)", "", metrics_table(held)]
         lr = card.get("heldout_metrics", {}).get("long_run")

@@ -6,6 +6,12 @@ of the same trials (:mod:`neurosurrogate.evaluate.metrics`). Standard
 held-out regimes (:data:`REGIMES`) span quiet to strong drive, fixed and
 variable weights, and 2:1 and 1:2 excitation:inhibition, besides the
 paper's protocol and the mixed protocol.
+
+Multi-compartment models (extra outputs ``v_dend{k}_mV`` / ``ica``) are also
+scored on those signals, and on the soma voltage away from spikes
+(:func:`~neurosurrogate.evaluate.metrics.multicompartment_fidelity`). With
+``skip_ms`` the first milliseconds of every trial are left out of the scores
+(the surrogate still runs from t = 0).
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ import numpy as np
 
 from neurosurrogate.data.dataset import Dataset
 from neurosurrogate.data.trace import Trace
-from neurosurrogate.evaluate.metrics import explained_variance_over_time, pooled_fidelity
+from neurosurrogate.evaluate.metrics import (
+    crop_trial,
+    explained_variance_over_time,
+    multicompartment_fidelity,
+    pooled_fidelity,
+)
 
 # name -> (protocol, options); rates are totals per kind, Hz
 REGIMES: dict[str, tuple[str, dict]] = {
@@ -45,27 +56,83 @@ class Evaluation:
 
 
 def dataset_traces(d: Dataset) -> list[Trace]:
+    """The trials of ``d`` as traces (``HayTrace`` with ``v_dend_mV`` and ``ica`` where the data hold them)."""
     T = d.v_mV.shape[1]
     t = np.arange(T, dtype=float)
-    return [Trace(t, d.v_mV[i].astype(float), d.spike_times_ms[i], d.ina[i], d.ik[i]) for i in range(d.n_trials)]
+    if d.v_dend_mV is None and d.ica is None:
+        return [Trace(t, d.v_mV[i].astype(float), d.spike_times_ms[i], d.ina[i], d.ik[i]) for i in range(d.n_trials)]
+    from neurosurrogate.biophys.hay import HayTrace
+
+    return [HayTrace(t, d.v_mV[i].astype(float), d.spike_times_ms[i], d.ina[i], d.ik[i],
+                     meta={"sites": d.sites, "ica_site": d.ica_site},
+                     v_dend_mV=None if d.v_dend_mV is None else d.v_dend_mV[i].astype(float),
+                     ica=None if d.ica is None else d.ica[i].astype(float)) for i in range(d.n_trials)]
 
 
-def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = None) -> Evaluation:
-    """Free-running prediction of every trial of ``d`` and pooled fidelity metrics."""
+def _site_signals(traces: list[Trace], names: list[str]) -> dict[str, list[np.ndarray]]:
+    """``{name: [per-trial array]}`` of extra signals ``v_dend{k}_mV`` / ``ica`` / ``ina`` / ``ik``."""
+    from neurosurrogate.surrogate.model import dend_row
+
+    out = {}
+    for name in names:
+        k = dend_row(name)
+        out[name] = [tr.v_dend_mV[k] if k is not None else getattr(tr, name) for tr in traces]
+    return out
+
+
+def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = None,
+                     skip_ms: float = 0.0) -> Evaluation:
+    """Free-running prediction of every trial of ``d`` and pooled fidelity metrics.
+
+    Args:
+        model: a :class:`~neurosurrogate.surrogate.model.SurrogateModel`.
+        d: held-out dataset of the model's cell.
+        name: row name in reports (default: the file path).
+        device: torch device.
+        skip_ms: leave the first ``skip_ms`` (whole ms) of every trial out of the scores.
+
+    Returns:
+        :class:`Evaluation`. Metrics: those of :func:`pooled_fidelity`; for a model with
+        ``v_dend{k}_mV`` or ``ica`` outputs (and data holding them) also those of
+        :func:`multicompartment_fidelity` (``pearson_r_away5ms``, ``v_dend{k}_mV_pearson_r``,
+        ...); ``ina``/``ik_variance_explained`` for models predicting soma currents.
+    """
+    from neurosurrogate.surrogate.model import dend_row
+
     T = float(d.v_mV.shape[1])
     t0 = time.perf_counter()
     preds = model.predict(d.events, T, device=device)
     wall = time.perf_counter() - t0
     truth = dataset_traces(d)
-    m = pooled_fidelity([tr.v_mV for tr in truth], [p.v_mV for p in preds],
-                        [tr.spike_times_ms for tr in truth], [p.spike_times_ms for p in preds],
-                        [T] * len(truth))
-    if preds and preds[0].ina is not None:
-        for key in ("ina", "ik"):
-            a = np.concatenate([getattr(tr, key) for tr in truth])
-            b = np.concatenate([getattr(p, key) for p in preds])
-            m[f"{key}_variance_explained"] = float(1 - np.mean((a - b) ** 2) / np.var(a)) if np.var(a) > 0 else float("nan")
-    return Evaluation(name or str(d.path), m, truth, preds, wall)
+    names = list(model.encoding.extra_names)
+    sites = [n for n in names if dend_row(n) is not None or n == "ica"]
+    if sites:
+        lacking = [n for n in sites if (d.ica is None if n == "ica" else d.v_dend_mV is None)]
+        if lacking:
+            raise ValueError(f"dataset {d.path} has no data for the model's outputs {lacking}")
+    scored = {"ina", "ik"} & set(names) | set(sites)
+    ts, ps = _site_signals(truth, sorted(scored)), _site_signals(preds, sorted(scored))
+    vt, vp = [tr.v_mV for tr in truth], [p.v_mV for p in preds]
+    st, sp = [tr.spike_times_ms for tr in truth], [p.spike_times_ms for p in preds]
+    if skip_ms:
+        for i in range(len(truth)):
+            vt[i], st[i] = crop_trial(vt[i], st[i], skip_ms)
+            vp[i], sp[i] = crop_trial(vp[i], sp[i], skip_ms)
+            for sig in (ts, ps):
+                for key in sig:
+                    sig[key][i], _ = crop_trial(sig[key][i], [], skip_ms)
+    durations = [T - skip_ms] * len(truth)
+    if sites:
+        m = multicompartment_fidelity(vt, vp, st, sp, durations, {k: ts[k] for k in sites}, {k: ps[k] for k in sites})
+    else:
+        m = pooled_fidelity(vt, vp, st, sp, durations)
+    for key in ("ina", "ik"):
+        if key in scored:
+            a, b = np.concatenate(ts[key]), np.concatenate(ps[key])
+            ve = float(1 - np.mean((a - b) ** 2) / np.var(a)) if np.var(a) > 0 else float("nan")
+            m[f"{key}_variance_explained"] = ve
+    extra = {"skip_ms": float(skip_ms)} if skip_ms else {}
+    return Evaluation(name or str(d.path), m, truth, preds, wall, extra)
 
 
 def long_run(model, cell, duration_ms: float = 25_000.0, seed: int = 2025, segment_ms: float = 1000.0,

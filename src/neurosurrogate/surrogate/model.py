@@ -10,7 +10,27 @@ so one default-weight event at ``t = k + f`` gives ``(1, f)``: sub-millisecond
 onset times survive binning. Outputs (see :mod:`neurosurrogate.surrogate.base`)
 are de-normalised as ``v_mV = v_rest + v_scale * y0``; a spike is called in
 each run of consecutive bins with ``sigmoid(y1) > spike_threshold`` at the most probable
-bin ``k``, at time ``k + sigmoid(y2[k])`` ms; currents ``= scale * y[3:5]``.
+bin ``k``, at time ``k + sigmoid(y2[k])`` ms.
+
+Extra outputs (channels ``3, 4, ...``) are named :class:`ExtraOutput` records,
+each de-normalised as ``value = offset + scale * y[3 + i]`` (and normalised for
+training as ``(value - offset) / scale``). Names with a meaning:
+
+* ``ina``, ``ik``: soma Na+ / K+ current densities, mA/cm2 (offset 0, scale = SD
+  in the training data); :attr:`Trace.ina` / :attr:`Trace.ik` of a prediction;
+* ``v_dend{k}_mV`` (k = 0, 1, ...): dendritic voltage at recording site k, mV
+  (offset = the site's resting potential, scale = ``v_scale_mV`` like the soma);
+  row k of ``v_dend_mV`` (n_sites, T) of the prediction;
+* ``ica``: Ca2+ current density at the hot-zone compartment, mA/cm2 (offset =
+  its resting value, scale = its SD); ``ica`` (T,) of the prediction.
+
+Models with ``v_dend*`` or ``ica`` outputs predict a
+:class:`~neurosurrogate.biophys.hay.HayTrace` (the type of the NEURON ground
+truth of ``hay-l5pc``); any other extra name goes to ``trace.meta['extras']``.
+
+Backward compatibility: files written before extra outputs had names store
+``current_scales = [s_ina, s_ik]``; they load as the extras ``ina`` and ``ik``
+(offset 0) and predict exactly what they predicted before.
 
 Files: a folder with ``model.safetensors`` (weights; cannot execute code on
 load) and ``model.json`` (architecture, encoding, model card).
@@ -18,7 +38,10 @@ load) and ``model.json`` (architecture, encoding, model card).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,11 +54,54 @@ from neurosurrogate.inputs import EventTable, bin_events
 from neurosurrogate.surrogate.base import Surrogate, build
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
+#: largest input-feature array of one prediction batch, bytes (``SurrogateModel.predict``)
+FEATURE_BATCH_BYTES = 512 * 2**20
 FORMAT = "neurosurrogate-model/1"
 
 
 class ModelError(ValueError):
     """A model name or file is unknown or malformed."""
+
+
+#: names an extra output may not take (they are the fixed fields of a prediction)
+RESERVED_NAMES = ("t_ms", "v_mV", "spike_times_ms", "spike_prob", "spike_offset", "v_dend_mV", "meta", "extras")
+_DEND = re.compile(r"^v_dend(\d+)_mV$")
+
+
+def dend_row(name: str) -> int | None:
+    """Row k of ``v_dend_mV`` for an extra output named ``v_dend{k}_mV``, else None."""
+    m = _DEND.match(name)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class ExtraOutput:
+    """One named extra output channel: ``value = offset + scale * y``.
+
+    Attributes:
+        name: e.g. ``ina``, ``ik``, ``ica`` (mA/cm2) or ``v_dend0_mV`` (mV); see the module doc.
+        scale: physical units per network unit (finite, > 0), e.g. mV or mA/cm2.
+        offset: physical value at network output 0 (finite), same unit.
+        unit: the physical unit, for humans and file metadata (``mV``, ``mA/cm2``).
+    """
+
+    name: str
+    scale: float
+    offset: float = 0.0
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise ValueError(f"extra output name must be an identifier, got {self.name!r}")
+        if self.name in RESERVED_NAMES:
+            raise ValueError(f"extra output name {self.name!r} is reserved ({', '.join(RESERVED_NAMES)})")
+        for field_name in ("scale", "offset"):
+            val = getattr(self, field_name)
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+                raise ValueError(f"extra output {self.name!r}: {field_name} must be a finite number, got {val!r}")
+            object.__setattr__(self, field_name, float(val))
+        if self.scale <= 0:
+            raise ValueError(f"extra output {self.name!r}: scale must be > 0, got {self.scale}")
 
 
 @dataclass(frozen=True)
@@ -46,11 +112,16 @@ class Encoding:
         synapse_weights_nS: default weight of each synapse, nS (input scale).
         v_rest_mV: resting potential of the cell, mV (output offset).
         v_scale_mV: voltage scale, mV.
-        current_scales: scale of (ina, ik) in mA/cm2, or empty if not predicted.
+        current_scales: legacy form of the extras ``ina`` and ``ik``: ``(s_ina, s_ik)`` in
+            mA/cm2. Given (non-empty), it becomes ``extras = (ina, ik)`` with offset 0 and is
+            then stored empty; it cannot be combined with ``extras``.
         cell_name: the cell the model imitates.
         spike_threshold: spike probability above which a spike is called; calibrated on
             validation data after training (the spike loss up-weights positives, which
             shifts the calibrated 50 % point above 0.5).
+        extras: the extra output channels 3, 4, ... in order (:class:`ExtraOutput`; dicts
+            with the same keys are accepted). Names are unique; ``v_dend{k}_mV`` rows must
+            be 0..n-1.
     """
 
     synapse_weights_nS: tuple[float, ...]
@@ -59,6 +130,45 @@ class Encoding:
     current_scales: tuple[float, ...] = ()
     cell_name: str = "point-hh"
     spike_threshold: float = 0.5
+    extras: tuple[ExtraOutput, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "synapse_weights_nS", tuple(float(w) for w in self.synapse_weights_nS))
+        if not self.synapse_weights_nS or min(self.synapse_weights_nS) <= 0:
+            raise ValueError(f"synapse_weights_nS must be positive weights (nS), got {self.synapse_weights_nS}")
+        if not self.v_scale_mV > 0:
+            raise ValueError(f"v_scale_mV must be > 0, got {self.v_scale_mV}")
+        extras = tuple(ExtraOutput(**e) if isinstance(e, dict) else e for e in self.extras)
+        for e in extras:
+            if not isinstance(e, ExtraOutput):
+                raise ValueError(f"extras must hold ExtraOutput records or dicts, got {type(e).__name__}")
+        cs = tuple(float(c) for c in self.current_scales)
+        if cs:
+            if extras:
+                raise ValueError("give either current_scales (legacy ina/ik scales) or extras, not both")
+            if len(cs) != 2:
+                raise ValueError(f"current_scales must be (s_ina, s_ik), got {cs}")
+            extras = (ExtraOutput("ina", cs[0], 0.0, "mA/cm2"), ExtraOutput("ik", cs[1], 0.0, "mA/cm2"))
+        names = [e.name for e in extras]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"extras: duplicate output name(s) {dup}")
+        rows = [dend_row(n) for n in names if dend_row(n) is not None]
+        if rows != list(range(len(rows))):
+            raise ValueError(f"extras: dendritic outputs must be v_dend0_mV, v_dend1_mV, ... in order, got rows {rows}")
+        object.__setattr__(self, "extras", extras)
+        object.__setattr__(self, "current_scales", ())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Encoding":
+        """An encoding from its ``model.json`` form (lists for tuples, dicts for extras; the legacy
+        ``current_scales`` key is understood)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"encoding: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kw)
 
     @property
     def n_synapses(self) -> int:
@@ -70,7 +180,17 @@ class Encoding:
 
     @property
     def n_out(self) -> int:
-        return 3 + len(self.current_scales)
+        return 3 + len(self.extras)
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        """Names of the extra outputs, channel 3 onwards."""
+        return tuple(e.name for e in self.extras)
+
+    @property
+    def n_dend_sites(self) -> int:
+        """Number of dendritic voltage outputs (rows of the predicted ``v_dend_mV``)."""
+        return sum(dend_row(e.name) is not None for e in self.extras)
 
     def features(self, events: EventTable, duration_ms: float) -> np.ndarray:
         """(T, n_in) float32 input features of one event table."""
@@ -81,8 +201,21 @@ class Encoding:
         x[:, 1::2] = offset / w
         return x
 
-    def targets(self, v_mV: np.ndarray, spike_times_ms: Sequence[np.ndarray], ina=None, ik=None) -> np.ndarray:
-        """(B, T, n_out) float32 training targets: [v_norm, spike flag, offset fraction, currents...]."""
+    def targets(self, v_mV: np.ndarray, spike_times_ms: Sequence[np.ndarray], ina=None, ik=None, *,
+                v_dend_mV=None, ica=None, values: dict | None = None) -> np.ndarray:
+        """(B, T, n_out) float32 training targets: [v_norm, spike flag, offset fraction, extras...].
+
+        Args:
+            v_mV: (B, T) soma voltage, mV.
+            spike_times_ms: B arrays of spike times, ms.
+            ina, ik: (B, T) soma current densities, mA/cm2 (needed for the extras ``ina``, ``ik``).
+            v_dend_mV: (B, n_sites, T) dendritic voltages, mV (for ``v_dend{k}_mV``).
+            ica: (B, T) Ca2+ current density, mA/cm2 (for ``ica``).
+            values: (B, T) arrays of any other extra output, by name.
+
+        Raises:
+            ValueError: an extra output has no data, or the data have the wrong shape.
+        """
         v_mV = np.atleast_2d(v_mV)
         B, T = v_mV.shape
         y = np.zeros((B, T, self.n_out), dtype=np.float32)
@@ -93,9 +226,25 @@ class Encoding:
             ok = (k >= 0) & (k < T)
             y[b, k[ok], 1] = 1.0
             y[b, k[ok], 2] = st[ok] - k[ok]
-        if self.current_scales:
-            y[..., 3] = np.atleast_2d(ina) / self.current_scales[0]
-            y[..., 4] = np.atleast_2d(ik) / self.current_scales[1]
+        sources = dict(values or {})
+        sources.update({k: v for k, v in (("ina", ina), ("ik", ik), ("ica", ica)) if v is not None})
+        for i, e in enumerate(self.extras):
+            row = dend_row(e.name)
+            if row is not None:
+                if v_dend_mV is None:
+                    raise ValueError(f"extra output {e.name!r} needs v_dend_mV (B, n_sites, T); none given")
+                vd = np.asarray(v_dend_mV)
+                vd = vd[None] if vd.ndim == 2 and B == 1 else vd
+                if vd.ndim != 3 or vd.shape[0] != B or vd.shape[2] != T or vd.shape[1] <= row:
+                    raise ValueError(f"v_dend_mV must have shape ({B}, >{row}, {T}) for {e.name!r}, got {vd.shape}")
+                val = vd[:, row]
+            elif e.name in sources:
+                val = np.atleast_2d(sources[e.name])
+                if val.shape != (B, T):
+                    raise ValueError(f"{e.name} must have shape ({B}, {T}), got {val.shape}")
+            else:
+                raise ValueError(f"extra output {e.name!r}: no data given (pass it as an argument or in values)")
+            y[..., 3 + i] = (val - e.offset) / e.scale if e.offset else val / e.scale
         return y
 
 
@@ -144,10 +293,30 @@ class SurrogateModel:
         out["spike_prob"] = p
         out["spike_offset"] = off
         out["spike_times_ms"] = decode_spikes(p, off, e.spike_threshold)
-        if e.current_scales:
-            out["ina"] = e.current_scales[0] * y[:, 3].astype(np.float64)
-            out["ik"] = e.current_scales[1] * y[:, 4].astype(np.float64)
+        for i, x in enumerate(e.extras):
+            val = x.scale * y[:, 3 + i].astype(np.float64)
+            out[x.name] = val + x.offset if x.offset else val
+        if e.n_dend_sites:
+            out["v_dend_mV"] = np.stack([out[f"v_dend{k}_mV"] for k in range(e.n_dend_sites)])
         return out
+
+    def _trace(self, d: dict[str, np.ndarray], duration_ms: float) -> Trace:
+        """A :class:`Trace` (or ``HayTrace`` for dendritic / Ca outputs) from decoded outputs."""
+        t = np.arange(int(duration_ms), dtype=float)
+        meta = {"spike_prob": d["spike_prob"], "spike_offset": d["spike_offset"]}
+        known = {"ina", "ik", "ica"} | {f"v_dend{k}_mV" for k in range(self.encoding.n_dend_sites)}
+        other = {n: d[n] for n in self.encoding.extra_names if n not in known}
+        if other:
+            meta["extras"] = other
+        if "v_dend_mV" in d or "ica" in d:
+            from neurosurrogate.biophys.hay import HayTrace
+
+            for key in ("sites", "ica_site"):
+                if key in self.card:
+                    meta[key] = self.card[key]
+            return HayTrace(t, d["v_mV"], d["spike_times_ms"], d.get("ina"), d.get("ik"), meta=meta,
+                            v_dend_mV=d.get("v_dend_mV"), ica=d.get("ica"))
+        return Trace(t, d["v_mV"], d["spike_times_ms"], d.get("ina"), d.get("ik"), meta=meta)
 
     @torch.no_grad()
     def predict(
@@ -160,10 +329,21 @@ class SurrogateModel:
             events: one event table or a list (simulated as a batch of cells).
             duration_ms: simulated time, ms (whole number >= 1).
             device: torch device (default: CUDA if available, else CPU).
+            batch_size: cells per forward pass, at most; fewer when their input features would
+                exceed ``FEATURE_BATCH_BYTES`` (at least one).
 
         Returns:
-            A :class:`Trace` (or a list): ``t_ms``, ``v_mV`` at 1 kHz,
-            ``spike_times_ms``, and ``ina``/``ik`` if the model predicts them.
+            A :class:`Trace` (or a list): ``t_ms`` (T,) ms, ``v_mV`` (T,) mV at 1 kHz,
+            ``spike_times_ms`` (k,) ms, ``ina``/``ik`` (T,) mA/cm2 if the model predicts them;
+            ``meta['spike_prob']``, ``meta['spike_offset']`` (T,) per-bin spike probability and
+            sub-ms offset fraction. Models with dendritic or Ca outputs give a
+            :class:`~neurosurrogate.biophys.hay.HayTrace` with ``v_dend_mV`` (n_sites, T) mV
+            and/or ``ica`` (T,) mA/cm2 (and ``meta['sites']``, ``meta['ica_site']`` from the
+            model card when known); other extra outputs are in ``meta['extras']`` by name.
+
+        Raises:
+            EventTableError: an event's synapse index is not below the model's synapse count.
+            ValueError: ``duration_ms`` is not a whole number of ms >= 1.
         """
         single = isinstance(events, EventTable)
         tables = [events] if single else list(events)
@@ -174,16 +354,16 @@ class SurrogateModel:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         net = self.net.to(dev).eval()
         traces = []
+        # dense features of many synapses are large (hay-l5pc: 3.2 MB per 2 s trial): cap a batch at ~512 MB
+        per_trial = int(duration_ms) * self.encoding.n_in * 4
+        batch_size = max(1, min(int(batch_size), FEATURE_BATCH_BYTES // per_trial))
         for s in range(0, len(tables), batch_size):
             chunk = tables[s : s + batch_size]
             x = torch.from_numpy(np.stack([self.encoding.features(ev, duration_ms) for ev in chunk])).to(dev)
             y, _ = net(x)
             y = y.float().cpu().numpy()
             for b in range(len(chunk)):
-                d = self.decode(y[b])
-                traces.append(Trace(np.arange(int(duration_ms), dtype=float), d["v_mV"], d["spike_times_ms"],
-                                    d.get("ina"), d.get("ik"),
-                                    meta={"spike_prob": d["spike_prob"], "spike_offset": d["spike_offset"]}))
+                traces.append(self._trace(self.decode(y[b]), duration_ms))
         return traces[0] if single else traces
 
     # -- files ---------------------------------------------------------------------------
@@ -216,8 +396,10 @@ class SurrogateModel:
             raise ModelError(f"model {folder}: unreadable model.json ({exc})") from None
         if meta.get("format") != FORMAT:
             raise ModelError(f"model {folder}: not a {FORMAT} model")
-        enc = meta["encoding"]
-        enc = Encoding(**{k: tuple(v) if isinstance(v, list) else v for k, v in enc.items()})
+        try:
+            enc = Encoding.from_dict(meta["encoding"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model {folder}: bad encoding in model.json ({exc})") from None
         net = build(meta["arch"], enc.n_in, enc.n_out, **meta["arch_params"])
         try:
             net.load_state_dict(load_file(str(folder / "model.safetensors")))

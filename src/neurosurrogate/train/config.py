@@ -10,6 +10,9 @@ Example ``cfg.toml``::
     [arch_params]
     hidden = 64
     layers = 2
+
+A multi-compartment cell (``hay-l5pc`` data) adds ``targets = ["v_dend", "ica"]``
+(see ``configs/hay-l5pc.toml``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ class TrainConfig:
         teacher_forcing: feed the true past voltage to feedback models during training.
         threads: torch CPU threads (0 = all cores).
         device: 'auto' (CUDA if present), 'cpu' or 'cuda'.
-        predict_currents: also learn INa and IK.
+        predict_currents: also learn INa and IK (when ``targets`` is None; ignored otherwise).
+        targets: extra outputs to learn, any of ``ina``, ``ik`` (soma currents), ``v_dend``
+            (every dendritic recording site of the data, outputs ``v_dend0_mV``, ...) and
+            ``ica`` (hot-zone Ca2+ current); the data must hold them. None (the default) keeps
+            the point-cell behaviour: INa and IK if ``predict_currents`` and the data vary.
+        dend_weight, ica_weight: loss weights of the ``v_dend`` group (all sites; weight 1
+            treats dendritic voltage like the soma voltage) and of ``ica``; ``current_weight``
+            weighs ``ina``/``ik``.
     """
 
     arch: str = "gru"
@@ -72,8 +82,20 @@ class TrainConfig:
     threads: int = 0
     device: str = "auto"
     predict_currents: bool = True
+    targets: tuple[str, ...] | None = None
+    dend_weight: float = 1.0
+    ica_weight: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.targets is not None:
+            if isinstance(self.targets, str) or not all(isinstance(t, str) for t in self.targets):
+                raise ValueError(f"train config: targets must be a list of names, got {self.targets!r}")
+            object.__setattr__(self, "targets", tuple(self.targets))
+            bad = [t for t in self.targets if t not in TARGETS]
+            if bad:
+                raise ValueError(f"train config: unknown target(s) {bad}; expected some of {list(TARGETS)}")
+            if len(set(self.targets)) != len(self.targets):
+                raise ValueError(f"train config: targets lists a name twice: {list(self.targets)}")
         object.__setattr__(self, "train_data", tuple(str(p) for p in self.train_data))
         object.__setattr__(self, "val_data", tuple(str(p) for p in self.val_data))
         positive = ("batch_size", "chunk_ms", "max_steps", "eval_every", "checkpoint_every", "patience")
@@ -83,7 +105,8 @@ class TrainConfig:
         for name in ("max_minutes", "lr", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "threads"):
+        for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "threads",
+                     "dend_weight", "ica_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         if not self.train_data:
@@ -121,4 +144,21 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["train_data"], d["val_data"] = list(self.train_data), list(self.val_data)
+        if self.targets is not None:
+            d["targets"] = list(self.targets)
         return d
+
+    def key_dict(self) -> dict:
+        """:meth:`to_dict` without the fields added for extra targets while they have their
+        defaults, so that checkpoints written before those fields existed still resume."""
+        d = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.name in LATER_FIELDS and d[f.name] == f.default:
+                del d[f.name]
+        return d
+
+
+#: extra target names of ``TrainConfig.targets``
+TARGETS = ("ina", "ik", "v_dend", "ica")
+#: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
+LATER_FIELDS = ("targets", "dend_weight", "ica_weight")

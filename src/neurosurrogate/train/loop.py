@@ -27,9 +27,13 @@ import torch
 
 from neurosurrogate.data.dataset import Dataset, load_dataset
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.surrogate.model import Encoding, SurrogateModel
+from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel
 from neurosurrogate.train.config import TrainConfig
-from neurosurrogate.train.losses import surrogate_loss
+from neurosurrogate.train.features import SparseFeatures
+from neurosurrogate.train.losses import extra_groups, surrogate_loss
+
+#: dense input features above this size (bytes) are kept sparse (see ``to_tensors``)
+DENSE_LIMIT_BYTES = 256 * 2**20
 
 
 class TrainError(ValueError):
@@ -38,7 +42,7 @@ class TrainError(ValueError):
 
 @dataclass
 class Tensors:
-    x: torch.Tensor  # (N, T, n_in)
+    x: torch.Tensor | SparseFeatures  # (N, T, n_in); x[idx] -> dense (len(idx), T, n_in) tensor
     z: torch.Tensor  # (N, T, n_out)
     rates_Hz: np.ndarray  # (N,) firing rate of each trial
     n_events: np.ndarray  # (N,)
@@ -52,38 +56,105 @@ def load_all(paths) -> list[Dataset]:
     return ds
 
 
-def make_encoding(train: list[Dataset], predict_currents: bool = True) -> Encoding:
-    """Encoding from training data: input scales = default weights, v_rest = the voltage at t = 0."""
+def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=None,
+                  v_scale_mV: float = 20.0) -> Encoding:
+    """Encoding from training data.
+
+    Input scales are the synapses' default weights; ``v_rest_mV`` is the median soma voltage
+    at t = 0 (every trial starts at rest). Extra outputs:
+
+    * ``targets`` None (point-cell behaviour): ``ina`` and ``ik`` (offset 0, scale = SD over
+      all samples, mA/cm2) if ``predict_currents`` and both vary;
+    * otherwise, in the order given: ``ina``/``ik`` as above; ``v_dend`` -> ``v_dend{k}_mV``
+      for each recording site k (offset = the site's median voltage at t = 0, mV; scale =
+      ``v_scale_mV``, as the soma); ``ica`` (offset = its median at t = 0, scale = its SD
+      over all samples, mA/cm2).
+
+    Raises:
+        TrainError: a target is missing from a dataset or does not vary.
+    """
     d0 = train[0]
     v0 = np.concatenate([d.v_mV[:, 0] for d in train])
-    currents = ()
-    if predict_currents:
-        ina = np.concatenate([d.ina.ravel() for d in train])
-        ik = np.concatenate([d.ik.ravel() for d in train])
-        if ina.std() > 0 and ik.std() > 0:
-            currents = (float(ina.std()), float(ik.std()))
+    extras: list[ExtraOutput] = []
+
+    def sd(key: str) -> float:
+        return float(np.concatenate([getattr(d, key).ravel() for d in train]).std())
+
+    if targets is None:
+        if predict_currents:
+            s_na, s_k = sd("ina"), sd("ik")
+            if s_na > 0 and s_k > 0:
+                extras = [ExtraOutput("ina", s_na, 0.0, "mA/cm2"), ExtraOutput("ik", s_k, 0.0, "mA/cm2")]
+    else:
+        for name in targets:
+            key = "v_dend_mV" if name == "v_dend" else name
+            lacking = [str(d.path) for d in train if getattr(d, key, None) is None]
+            if lacking:
+                raise TrainError(f"targets: {name!r} requested, but dataset(s) {lacking} hold no {key} "
+                                 "(only multi-compartment data such as hay-l5pc records it)")
+            if name == "v_dend":
+                n_sites = {d.v_dend_mV.shape[1] for d in train}
+                if len(n_sites) != 1:
+                    raise TrainError(f"targets: the datasets have different numbers of dendritic sites "
+                                     f"{sorted(n_sites)}")
+                for k in range(n_sites.pop()):
+                    rest = float(np.median(np.concatenate([d.v_dend_mV[:, k, 0] for d in train])))
+                    extras.append(ExtraOutput(f"v_dend{k}_mV", v_scale_mV, rest, "mV"))
+                continue
+            scale = sd(name)
+            if not scale > 0:
+                raise TrainError(f"targets: {name!r} is constant in the training data; it cannot be learned")
+            offset = float(np.median(np.concatenate([d.ica[:, 0] for d in train]))) if name == "ica" else 0.0
+            extras.append(ExtraOutput(name, scale, offset, "mA/cm2"))
     return Encoding(
         synapse_weights_nS=tuple(float(s["weight_nS"]) for s in d0.synapses),
         v_rest_mV=float(np.median(v0)),
-        v_scale_mV=20.0,
-        current_scales=currents,
+        v_scale_mV=v_scale_mV,
         cell_name=str(d0.cell.get("name", "unknown")),
+        extras=tuple(extras),
     )
 
 
-def to_tensors(datasets: list[Dataset], enc: Encoding) -> Tensors:
-    xs, zs, rates, nev = [], [], [], []
-    for d in datasets:
-        T = d.v_mV.shape[1]
-        xs.append(np.stack([enc.features(ev, T) for ev in d.events]))
-        zs.append(enc.targets(d.v_mV, d.spike_times_ms, d.ina, d.ik))
-        rates.append(np.array([len(s) / (T / 1000) for s in d.spike_times_ms]))
-        nev.append(np.array([len(ev) for ev in d.events]))
-    T = {x.shape[1] for x in xs}
+def to_tensors(datasets: list[Dataset], enc: Encoding, sparse: bool | str = False) -> Tensors:
+    """Inputs and targets of every trial of ``datasets``.
+
+    Args:
+        datasets: datasets of one cell, trials of equal duration.
+        enc: the encoding (its extras say which targets are built).
+        sparse: keep the inputs as :class:`SparseFeatures` (True), dense (False), or sparse
+            only when dense inputs would exceed ``DENSE_LIMIT_BYTES`` ('auto').
+    """
+    T = {int(d.v_mV.shape[1]) for d in datasets}
     if len(T) != 1:
         raise TrainError(f"datasets have different trial durations {sorted(T)}")
-    return Tensors(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(zs)),
-                   np.concatenate(rates), np.concatenate(nev))
+    T = T.pop()
+    n = sum(d.n_trials for d in datasets)
+    if sparse == "auto":
+        sparse = n * T * enc.n_in * 4 > DENSE_LIMIT_BYTES
+    elif sparse not in (True, False):
+        raise ValueError(f"sparse must be True, False or 'auto', got {sparse!r}")
+    feats = (enc.features(ev, T) for d in datasets for ev in d.events)
+    if sparse:
+        x = SparseFeatures(feats, T, enc.n_in)
+    else:
+        x = torch.from_numpy(np.stack(list(feats))) if n else torch.zeros(0, T, enc.n_in)
+    zs, rates, nev = [], [], []
+    for d in datasets:
+        try:
+            zs.append(enc.targets(d.v_mV, d.spike_times_ms, d.ina, d.ik, v_dend_mV=d.v_dend_mV, ica=d.ica))
+        except ValueError as exc:
+            raise TrainError(f"dataset {d.path}: {exc}") from None
+        rates.append(np.array([len(s) / (T / 1000) for s in d.spike_times_ms]))
+        nev.append(np.array([len(ev) for ev in d.events]))
+    return Tensors(x, torch.from_numpy(np.concatenate(zs)), np.concatenate(rates), np.concatenate(nev))
+
+
+def loss_groups(cfg: TrainConfig, enc: Encoding):
+    """Loss groups of the extra outputs (None: the legacy point-cell loss, ``targets`` unset)."""
+    if cfg.targets is None:
+        return None
+    return extra_groups(enc.extra_names, {"currents": cfg.current_weight, "v_dend": cfg.dend_weight,
+                                          "ica": cfg.ica_weight})
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -121,7 +192,8 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
     for b in range(0, data.x.shape[0], 64):
         x, z = data.x[b : b + 64].to(device), data.z[b : b + 64].to(device)
         y, _ = model.net(x)
-        loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight)
+        loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight,
+                                 loss_groups(cfg, model.encoding))
         total += float(loss) * x.shape[0]
         n += x.shape[0]
     model.net.train()
@@ -159,7 +231,7 @@ def _save_checkpoint(path: Path, **state) -> None:
 
 def _config_key(cfg: TrainConfig) -> str:
     """The configuration a checkpoint must match to resume (the time budget may change)."""
-    d = cfg.to_dict()
+    d = cfg.key_dict()
     d.pop("max_minutes")
     return json.dumps(d, sort_keys=True)
 
@@ -183,8 +255,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     out.mkdir(parents=True, exist_ok=True)
     if json.dumps(train_ds[0].cell, sort_keys=True) != json.dumps(val_ds[0].cell, sort_keys=True):
         raise TrainError("training and validation data come from different cells")
-    enc = make_encoding(train_ds, cfg.predict_currents)
-    tr, va = to_tensors(train_ds, enc), to_tensors(val_ds, enc)
+    enc = make_encoding(train_ds, cfg.predict_currents, cfg.targets)
+    tr, va = to_tensors(train_ds, enc, sparse="auto"), to_tensors(val_ds, enc, sparse="auto")
+    groups = loss_groups(cfg, enc)
     torch.manual_seed(cfg.seed)
     model = SurrogateModel.create(cfg.arch, enc, **cfg.arch_params)
     model.net.to(device).train()
@@ -226,7 +299,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             vt = zc[..., 0] if (cfg.teacher_forcing and model.net.feedback) else None
             y, state = model.net(xc, state, v_teacher=vt)
             loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
-                                         cfg.current_weight)
+                                         cfg.current_weight, groups)
             for g in opt.param_groups:
                 g["lr"] = _lr(cfg, step)
             opt.zero_grad(set_to_none=True)
@@ -282,12 +355,16 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
                   "duration_ms": d.duration_ms, "seed": d.config.get("seed")} for d in train_ds],
         "val_data": [{"path": str(d.path), "content_hash": d.content_hash, "n_trials": d.n_trials} for d in val_ds],
         "cell": train_ds[0].cell,
+        "outputs": [dataclasses.asdict(e) for e in enc.extras],
         "training": {"steps": step, "wall_time_s": elapsed, "best_val_loss": best,
                      "stopped_early": bool(stop), "device": str(device),
                      "hardware": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
                      "torch_threads": torch.get_num_threads(), "history": history},
         "provenance": provenance(),
     }
+    for key, used in (("sites", enc.n_dend_sites > 0), ("ica_site", "ica" in enc.extra_names)):
+        if used and train_ds[0].extra.get(key) is not None:  # where the dendritic / Ca outputs were recorded
+            best_model.card[key] = train_ds[0].extra[key]
     best_model.save(out / "model")
     log(f"trained {cfg.arch} for {step} steps in {elapsed / 60:.1f} min; best validation loss {best:.5f}; "
         f"model in {out / 'model'}")

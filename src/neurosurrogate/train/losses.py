@@ -5,7 +5,15 @@ With outputs ``y`` and targets ``z`` (see ``Encoding.targets``), per sample::
     L = mean (y0 - z0)^2                                   voltage (normalised)
       + spike_weight  * BCE(y1, z1; pos_weight)            a spike starts in this ms
       + offset_weight * mean_{z1=1} (sigmoid(y2) - z2)^2   sub-ms spike time
-      + current_weight * mean (y[3:] - z[3:])^2            INa, IK (if learned)
+      + current_weight * mean (y[3:] - z[3:])^2            extra outputs (INa, IK), legacy form
+
+or, with named groups of extra channels (``extra_groups``, see :func:`extra_groups`),
+the last line becomes ``sum_g weight_g * mean (y[c_g] - z[c_g])^2`` over groups ``g``
+of channels ``c_g`` (the mean is over the group's channels, samples and trials): the
+soma currents ``ina``/``ik`` form the group ``currents`` (weight ``current_weight``),
+the dendritic voltages ``v_dend{k}_mV`` the group ``v_dend``, and ``ica`` its own.
+The extra targets are normalised (``Encoding.targets``), so a dendritic voltage error
+of 20 mV costs as much as a soma voltage error of 20 mV at weight 1.
 
 The spike term respects spikes that the voltage MSE alone under-weights (a
 spike is 1-2 samples in hundreds), and the offset term gives spike times
@@ -14,20 +22,85 @@ below the 1 ms sampling step.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: extra output name -> loss group (names not listed form a group of their own)
+GROUP_OF = {"ina": "currents", "ik": "currents"}
+
+
+def group_name(output: str) -> str:
+    """The loss group of an extra output name (``v_dend{k}_mV`` -> ``v_dend``)."""
+    from neurosurrogate.surrogate.model import dend_row
+
+    if dend_row(output) is not None:
+        return "v_dend"
+    return GROUP_OF.get(output, output)
+
+
+def extra_groups(names: Sequence[str], weights: dict[str, float]) -> list[tuple[str, list[int], float]]:
+    """Loss groups of the extra outputs ``names`` (channels 3, 4, ...).
+
+    Args:
+        names: extra output names in channel order.
+        weights: group name -> weight (>= 0); every group that occurs needs one.
+
+    Returns:
+        ``[(group, channels, weight), ...]`` in order of first occurrence.
+
+    Raises:
+        ValueError: a group has no weight, or a negative one.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        groups.setdefault(group_name(n), []).append(3 + i)
+    out = []
+    for g, ch in groups.items():
+        if g not in weights:
+            raise ValueError(f"no loss weight for the output group {g!r} (outputs {[names[c - 3] for c in ch]})")
+        w = float(weights[g])
+        if not w >= 0:
+            raise ValueError(f"loss weight of {g!r} must be >= 0, got {weights[g]!r}")
+        out.append((g, ch, w))
+    return out
+
 
 def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_weight: float = 4.0,
-                   offset_weight: float = 1.0, current_weight: float = 0.1) -> tuple[Tensor, dict[str, float]]:
-    """Loss and its parts. y, z: (B, T, n_out) float."""
+                   offset_weight: float = 1.0, current_weight: float = 0.1,
+                   groups: Sequence[tuple[str, Sequence[int], float]] | None = None) -> tuple[Tensor, dict[str, float]]:
+    """Loss and its parts.
+
+    Args:
+        y, z: (B, T, n_out) float outputs and targets.
+        spike_weight, spike_pos_weight, offset_weight: spike terms (see the module doc).
+        current_weight: weight of the extra channels in the legacy form (``groups`` None).
+        groups: ``[(name, channels, weight), ...]`` from :func:`extra_groups`; replaces the
+            legacy extra term. ``parts`` then has one entry per group name.
+
+    Returns:
+        ``(total, parts)``: the scalar loss and a dict of float parts (``v``, ``spike``,
+        ``offset``, ``current`` = the summed weighted extra term, and per group).
+    """
     lv = F.mse_loss(y[..., 0], z[..., 0])
     pw = torch.tensor(spike_pos_weight, dtype=y.dtype, device=y.device)
     ls = F.binary_cross_entropy_with_logits(y[..., 1], z[..., 1], pos_weight=pw)
     m = z[..., 1] > 0.5
     lo = ((torch.sigmoid(y[..., 2]) - z[..., 2]) ** 2)[m].mean() if m.any() else y.new_zeros(())
-    lc = F.mse_loss(y[..., 3:], z[..., 3:]) if y.shape[-1] > 3 else y.new_zeros(())
-    total = lv + spike_weight * ls + offset_weight * lo + current_weight * lc
-    return total, {"v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
+    parts: dict[str, float] = {}
+    if groups is None:
+        lc = F.mse_loss(y[..., 3:], z[..., 3:]) if y.shape[-1] > 3 else y.new_zeros(())
+        total = lv + spike_weight * ls + offset_weight * lo + current_weight * lc
+    else:
+        extra = y.new_zeros(())
+        for name, ch, w in groups:
+            idx = list(ch)
+            lg = F.mse_loss(y[..., idx], z[..., idx])
+            parts[name] = float(lg.detach())
+            extra = extra + w * lg
+        lc = extra
+        total = lv + spike_weight * ls + offset_weight * lo + extra
+    return total, {**parts, "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
                    "current": float(lc.detach())}

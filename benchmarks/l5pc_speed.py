@@ -1,0 +1,246 @@
+"""Speed of the detailed L5 pyramidal cell (hay-l5pc): NEURON vs. its surrogate, side by side.
+
+For N = 1, 50, 500, 5000 cells, each under its own random input (the training protocol:
+``mixed`` with 400-9000 Hz of total excitation, ``trial_events`` seeds [seed, i]), the wall
+time of ``--sim-ms`` (default 100 ms) of activity:
+
+  * NEURON (dt 0.025 ms, 642 compartments, event-driven alpha synapses): one cell per NEURON
+    run, as the dataset generator runs it, starting from the steady state. N = 1 is measured in
+    one process; N = 50 is split over two spawned worker processes (25 cells each, the two cores
+    of this machine; wall = the slower worker's summed run times). Building the cell and its
+    steady state (once per process) is excluded and reported separately. Larger N are
+    **extrapolated** linearly from N = 50 (labelled so in the table, JSON and plot).
+  * The surrogate: N cells as one batch, streaming ``step`` once per ms (as a network
+    simulation calls it), input features precomputed (not timed), best of ``--repeats``; split
+    over ``--procs`` spawned processes with ``--threads`` torch threads each (default 2 x 1:
+    one thread per process is usually fastest here). ``--model`` takes a trained model folder;
+    without it an **untrained** model of the architecture in ``configs/hay-l5pc.toml`` is timed
+    ("untrained weights, same architecture: speed only" in every output).
+
+Prints cell-ms simulated per wall second and the ratio; writes a JSON record and a PNG of wall
+time vs N. ``--reuse-neuron FILE`` takes the NEURON rows from an earlier record (same --sim-ms,
+--seed) instead of simulating again, e.g. to time a newly trained model.
+
+    .venv/bin/python benchmarks/l5pc_speed.py [--model runs/hay-l5pc/model] [--sim-ms 100]
+        [--cells 1,50,500,5000] [--morphology ../shared/hay2011/cell1.asc] [--reuse-neuron out/bench/l5pc_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PROTOCOL = ("mixed", {"exc_rate_range_Hz": (400.0, 9000.0), "p_quiet": 0.0})
+UNTRAINED = "untrained weights, same architecture: speed only"
+
+
+def _tables(cell_dict: dict, indices, sim_ms: float, seed: int):
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.generate import trial_events
+
+    cell = cell_from_dict(cell_dict)
+    return [trial_events(cell, PROTOCOL[0], PROTOCOL[1], sim_ms, seed, i) for i in indices]
+
+
+def _neuron_worker(cell_dict: dict, indices: list[int], sim_ms: float, seed: int) -> dict:
+    """In a fresh process: build the cell (timed apart), then simulate each cell in turn."""
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.hay import hay_model, simulate_hay
+    from neurosurrogate.inputs import EventTable
+
+    spec = cell_from_dict(cell_dict)
+    tables = _tables(cell_dict, indices, sim_ms, seed)
+    t = time.perf_counter()
+    hay_model(spec)
+    simulate_hay(spec, EventTable.empty(), 5.0)  # steady state (computed once per process) and warm-up
+    build = time.perf_counter() - t
+    wall, cpu, spikes, events = [], [], [], []
+    for ev in tables:
+        t, c = time.perf_counter(), time.process_time()
+        tr = simulate_hay(spec, ev, sim_ms)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        spikes.append(len(tr.spike_times_ms))
+        events.append(len(ev))
+    return {"build_s": build, "wall_s": wall, "cpu_s": cpu, "spikes": spikes, "events": events}
+
+
+def neuron_run(cell_dict: dict, n: int, sim_ms: float, seed: int, workers: int) -> dict:
+    """Simulate cells 0..n-1 split over ``workers`` spawned processes; wall = slowest worker's sum."""
+    chunks = [c.tolist() for c in np.array_split(np.arange(n), min(workers, n))]
+    with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
+        res = list(pool.map(_neuron_worker, [cell_dict] * len(chunks), chunks, [sim_ms] * len(chunks),
+                            [seed] * len(chunks)))
+    wall = max(sum(r["wall_s"]) for r in res)
+    return {"n_cells": n, "wall_s": wall, "cpu_s": sum(sum(r["cpu_s"]) for r in res), "processes": len(chunks),
+            "build_s": [r["build_s"] for r in res], "spikes": sum(sum(r["spikes"]) for r in res),
+            "events": sum(sum(r["events"]) for r in res), "measured": True}
+
+
+def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int,
+                      threads: int, repeats: int, start=None) -> dict:
+    """In a fresh process: encode the inputs (not timed), then time the streaming steps."""
+    import torch
+
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    torch.set_num_threads(threads)
+    model = SurrogateModel.load(model_dir)
+    tables = _tables(cell_dict, indices, sim_ms, seed)
+    x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables]))
+    net = model.net.cpu().eval()
+    if start is not None:  # let every process start timing together
+        start.wait()
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            state = net.init_state(x.shape[0])
+            t = time.perf_counter()
+            for k in range(x.shape[1]):
+                y, state = net.step(x[:, k], state)
+            best = min(best, time.perf_counter() - t)
+    return {"wall_s": best, "n": len(indices)}
+
+
+def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, procs: int, threads: int,
+                  repeats: int) -> dict:
+    chunks = [c.tolist() for c in np.array_split(np.arange(n), min(procs, n))]
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as mgr:
+        start = mgr.Barrier(len(chunks))
+        with ProcessPoolExecutor(len(chunks), mp_context=ctx) as pool:
+            res = list(pool.map(_surrogate_worker, [model_dir] * len(chunks), [cell_dict] * len(chunks), chunks,
+                                [sim_ms] * len(chunks), [seed] * len(chunks), [threads] * len(chunks),
+                                [repeats] * len(chunks), [start] * len(chunks)))
+    return {"n_cells": n, "wall_s": max(r["wall_s"] for r in res), "processes": len(chunks),
+            "threads_per_process": threads, "measured": True}
+
+
+def untrained_model(cell, folder: Path) -> Path:
+    """An untrained model of the configs/hay-l5pc.toml architecture for ``cell`` (speed only)."""
+    import torch
+
+    from neurosurrogate.data.io import read_toml
+    from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel
+
+    cfg = read_toml(REPO / "configs" / "hay-l5pc.toml", "config")
+    # output scales are placeholders (rounded from the training data): they do not affect speed
+    enc = Encoding(tuple(s.weight_nS for s in cell.synapses), -77.25, cell_name="hay-l5pc", extras=(
+        ExtraOutput("v_dend0_mV", 20.0, -74.2, "mV"), ExtraOutput("v_dend1_mV", 20.0, -71.25, "mV"),
+        ExtraOutput("ica", 0.0076, 0.0, "mA/cm2")))
+    torch.manual_seed(0)
+    model = SurrogateModel.create(cfg.get("arch", "gru"), enc, **cfg.get("arch_params", {}))
+    model.card = {"note": UNTRAINED}
+    return model.save(folder)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="trained hay-l5pc model folder (default: untrained, speed only)")
+    ap.add_argument("--morphology", default=os.environ.get("NEUROSURROGATE_HAY_MORPHOLOGY",
+                                                           str(REPO.parent / "shared" / "hay2011" / "cell1.asc")))
+    ap.add_argument("--sim-ms", type=float, default=100.0, help="simulated activity per cell, ms")
+    ap.add_argument("--cells", default="1,50,500,5000")
+    ap.add_argument("--neuron-cells", default="1,50", help="N measured with NEURON (the rest extrapolated)")
+    ap.add_argument("--neuron-workers", type=int, default=2, help="processes for NEURON N > 1")
+    ap.add_argument("--procs", type=int, default=2, help="surrogate processes (N > 1)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per surrogate process")
+    ap.add_argument("--repeats", type=int, default=3, help="surrogate repeats (best taken)")
+    ap.add_argument("--seed", type=int, default=2025)
+    ap.add_argument("--reuse-neuron", default=None, help="JSON record of an earlier run: reuse its NEURON rows")
+    ap.add_argument("--out", default="out/bench/l5pc_speed.json")
+    args = ap.parse_args()
+
+    from neurosurrogate.biophys.cells import get_cell
+    from neurosurrogate.data.io import provenance
+    from neurosurrogate.plotting import plot_speed_vs_n
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    load_before = os.getloadavg()  # other processes on the cores distort both simulators' timings
+    cells = sorted({int(c) for c in args.cells.split(",")})
+    measured_n = sorted({int(c) for c in args.neuron_cells.split(",")})
+    if not Path(args.morphology).exists():
+        sys.exit(f"--morphology {args.morphology} does not exist")
+    cell = get_cell("hay-l5pc", morphology=args.morphology)
+    cell_dict = cell.to_dict()
+    tmp = tempfile.TemporaryDirectory()
+    if args.model:
+        model_dir, label = str(args.model), f"surrogate {Path(args.model).name}"
+        SurrogateModel.load(model_dir)  # fail early on a bad folder
+    else:
+        model_dir, label = str(untrained_model(cell, Path(tmp.name) / "untrained")), f"surrogate ({UNTRAINED})"
+    model = SurrogateModel.load(model_dir)
+    arch = {"arch": model.net.arch_name, "arch_params": model.net.config,
+            "parameters": int(sum(p.numel() for p in model.net.parameters())),
+            "flops_per_step": int(model.net.flops_per_step())}
+
+    # --- NEURON -----------------------------------------------------------------------------
+    if args.reuse_neuron:
+        old = json.loads(Path(args.reuse_neuron).read_text())
+        if old["sim_ms"] != args.sim_ms or old["seed"] != args.seed:
+            sys.exit(f"--reuse-neuron {args.reuse_neuron}: recorded for sim_ms {old['sim_ms']}, seed {old['seed']}")
+        neuron = {r["n_cells"]: r for r in old["neuron"] if r["measured"]}
+        print(f"NEURON rows reused from {args.reuse_neuron} (measured {old.get('date')})")
+    else:
+        neuron = {}
+        for n in measured_n:
+            t = time.perf_counter()
+            neuron[n] = neuron_run(cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.neuron_workers)
+            print(f"NEURON N={n}: {neuron[n]['wall_s']:.2f} s simulation wall over {neuron[n]['processes']} "
+                  f"process(es) ({time.perf_counter() - t:.1f} s incl. start-up and cell building)", flush=True)
+    base_n = max(neuron)
+    for n in cells:
+        if n not in neuron:
+            ref = neuron[base_n]
+            neuron[n] = {"n_cells": n, "wall_s": ref["wall_s"] * n / base_n, "processes": ref["processes"],
+                         "measured": False, "extrapolated_from": base_n}
+
+    # --- surrogate ----------------------------------------------------------------------------
+    sur = {}
+    for n in cells:
+        sur[n] = surrogate_run(model_dir, cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.procs,
+                               args.threads, args.repeats)
+        print(f"surrogate N={n}: {sur[n]['wall_s']:.4f} s", flush=True)
+
+    # --- table, record, plot ----------------------------------------------------------------------
+    rate = lambda r: r["n_cells"] * args.sim_ms / r["wall_s"]  # noqa: E731  cell-ms per wall s
+    print(f"\n{args.sim_ms:g} ms of activity per cell; {label}; {arch['arch']} {arch['arch_params']}, "
+          f"{arch['flops_per_step']:,} FLOPs per cell-step")
+    print("| cells | NEURON wall s | NEURON cell-ms/s | surrogate wall s | surrogate cell-ms/s | ratio (wall) |")
+    print("|---|---|---|---|---|---|")
+    for n in cells:
+        a, b = neuron[n], sur[n]
+        tag = "" if a["measured"] else " (extrapolated)"
+        print(f"| {n:,} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {b['wall_s']:.4f} | {rate(b):,.0f} | "
+              f"{a['wall_s'] / b['wall_s']:,.0f}x |")
+    record = {"sim_ms": args.sim_ms, "seed": args.seed, "protocol": [PROTOCOL[0], PROTOCOL[1]],
+              "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model or UNTRAINED, "label": label, **arch,
+              "neuron": [neuron[n] for n in sorted(neuron)], "surrogate": [sur[n] for n in cells],
+              "ratio_wall": {str(n): neuron[n]["wall_s"] / sur[n]["wall_s"] for n in cells},
+              "cpu_count": os.cpu_count(), "load_average_1_5_15_before": list(load_before),
+              "provenance": provenance()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1, default=float))
+    keys = ("n_cells", "wall_s", "measured")
+    rows = [{"simulator": f"NEURON ({args.neuron_workers} processes for N > 1)", **{k: neuron[n][k] for k in keys}}
+            for n in cells]
+    rows += [{"simulator": label, **{k: sur[n][k] for k in keys}} for n in cells]
+    png = plot_speed_vs_n(out.with_suffix(".png"), rows, title=f"hay-l5pc, {args.sim_ms:g} ms of activity per cell")
+    print(f"wrote {out} and {png}")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
