@@ -72,12 +72,7 @@ def plot_overlay(path, truth: Sequence, pred: Sequence, title: str = "", max_ms:
         ax.plot(b.spike_times_ms[b.spike_times_ms < lim], np.full((b.spike_times_ms < lim).sum(), 45), "|",
                 color="tab:red", ms=6)
         ax.set_ylabel("V (mV)")
-    axes[0, 0].legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("time (ms)")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path, plt)
+    return _finish_time_stack(fig, axes, path, plt, title)
 
 
 def plot_sites(path, truth, pred, title: str = "", max_ms: float | None = None) -> Path:
@@ -99,12 +94,7 @@ def plot_sites(path, truth, pred, title: str = "", max_ms: float | None = None) 
         ax.plot(t[m], np.asarray(a)[m], color="k", lw=0.8, label="NEURON")
         ax.plot(t[m], np.asarray(b)[m], color="tab:red", lw=0.8, alpha=0.8, label="surrogate")
         ax.set_ylabel(lbl, fontsize=8)
-    axes[0, 0].legend(loc="upper right", fontsize=7)
-    axes[-1, 0].set_xlabel("time (ms)")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path, plt)
+    return _finish_time_stack(fig, axes, path, plt, title)
 
 
 def plot_speed_vs_n(path, rows: list[dict], title: str = "") -> Path:
@@ -192,6 +182,16 @@ def _lognorm():
     from matplotlib.colors import LogNorm
 
     return LogNorm()
+
+
+def _finish_time_stack(fig, axes, path, plt, title: str) -> Path:
+    """Legend on the top panel, time axis on the bottom one, title; save (stacked NEURON/surrogate plots)."""
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
 
 
 def _save(fig, path, plt) -> Path:
