@@ -45,6 +45,16 @@ class SynapseSpec:
     x: float = 0.5
 
 
+def check_signs(spec, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+    """Raise ValueError naming the first cell parameter that is not > 0 (``positive``) or not >= 0."""
+    for name in positive:
+        if not getattr(spec, name) > 0:
+            raise ValueError(f"cell parameter {name} must be > 0, got {getattr(spec, name)}")
+    for name in non_negative:
+        if getattr(spec, name) < 0:
+            raise ValueError(f"cell parameter {name} must be >= 0, got {getattr(spec, name)}")
+
+
 @dataclass(frozen=True)
 class PointCell:
     """Single-compartment cell of Olah, Pedersen & Rowan (2022).
@@ -99,15 +109,9 @@ class PointCell:
                 continue
             if isinstance(val, (int, float)) and val != val:  # NaN
                 raise ValueError(f"cell parameter {f.name} is NaN")
-        positive = ("diam_um", "L_um", "cm_uF_cm2", "Ra_ohm_cm", "exc_tau_ms", "inh_tau_ms", "dt_ms")
-        if self.alpha_cutoff_tau < 0:
-            raise ValueError(f"cell parameter alpha_cutoff_tau must be >= 0, got {self.alpha_cutoff_tau}")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"cell parameter {name} must be > 0, got {getattr(self, name)}")
-        for name in ("g_pas_S_cm2", "gnabar_S_cm2", "gkbar_S_cm2", "gl_S_cm2", "exc_weight_nS", "inh_weight_nS"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"cell parameter {name} must be >= 0, got {getattr(self, name)}")
+        check_signs(self, positive=("diam_um", "L_um", "cm_uF_cm2", "Ra_ohm_cm", "exc_tau_ms", "inh_tau_ms", "dt_ms"),
+                    non_negative=("alpha_cutoff_tau", "g_pas_S_cm2", "gnabar_S_cm2", "gkbar_S_cm2", "gl_S_cm2",
+                                  "exc_weight_nS", "inh_weight_nS"))
         if self.n_exc < 0 or self.n_inh < 0 or self.n_exc + self.n_inh == 0:
             raise ValueError("a cell needs n_exc + n_inh >= 1 synapses")
         if abs(round(1.0 / self.dt_ms) * self.dt_ms - 1.0) > 1e-9:

@@ -81,7 +81,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurosurrogate.biophys.cells import SynapseSpec
+from neurosurrogate.biophys.cells import SynapseSpec, check_signs
 from neurosurrogate.data.trace import Trace, bin_mean_1khz, detect_spikes, resample_1khz
 
 __all__ = [
@@ -277,12 +277,8 @@ class HayCell:
             val = getattr(self, f.name)
             if isinstance(val, float) and not math.isfinite(val):
                 raise ValueError(f"cell parameter {f.name} must be finite, got {val}")
-        for name in ("dt_ms", "exc_tau_ms", "inh_tau_ms"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"cell parameter {name} must be > 0, got {getattr(self, name)}")
-        for name in ("exc_weight_nS", "inh_weight_nS", "alpha_cutoff_tau"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"cell parameter {name} must be >= 0, got {getattr(self, name)}")
+        check_signs(self, positive=("dt_ms", "exc_tau_ms", "inh_tau_ms"),
+                    non_negative=("exc_weight_nS", "inh_weight_nS", "alpha_cutoff_tau"))
         counts = (self.n_apical_exc, self.n_basal_exc, self.n_apical_inh, self.n_basal_inh)
         if any(int(n) != n or n < 0 for n in counts) or sum(counts) == 0:
             raise ValueError(f"synapse counts must be whole numbers >= 0, not all 0; got {counts}")
