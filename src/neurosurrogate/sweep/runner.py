@@ -67,6 +67,7 @@ def run_chunk(payload: dict) -> list[dict]:
         for i, res in zip(idx, simulate([circuits[i] for i in idx], device=payload.get("device"), dtype=dtype)):
             results[i] = res
     t_sim = time.perf_counter() - t0
+    chunk_cells = int(sum(c.n_cells for c in circuits))
     rows = []
     for r, cfg, c, res in zip(runs, cfgs, circuits, results):
         m = circuit_measures(res, c.n_cells, cfg.measures.stimulus_ms, cfg.measures.response_window_ms)
@@ -74,7 +75,7 @@ def run_chunk(payload: dict) -> list[dict]:
         row.update({k: float(v) for k, v in r.values})
         row.update({k: m[k] for k in MEASURES})
         row.update({"n_spikes": int(res.spike_t_ms.size), "n_cells": c.n_cells, "n_synapses": c.n_synapses,
-                    "chunk_cells": int(sum(circuits[i].n_cells for i in range(len(circuits)))),
+                    "chunk_cells": chunk_cells,
                     "chunk_build_s": t_build, "chunk_sim_s": t_sim})
         rows.append(row)
     return rows
