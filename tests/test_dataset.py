@@ -94,3 +94,31 @@ def test_bad_arguments(tmp_path):
         from neurosurrogate.biophys.generate import generate_dataset
 
         generate_dataset(tmp_path / "b.h5", get_cell("point-hh"), 1, 100, 0, protocol="bogus", progress=False)
+
+
+def test_reuse_takes_the_first_trials_of_another_run(tmp_path):
+    """Trial i depends only on (seed, i): the first n trials of an unfinished longer run are a run of n."""
+    ref = ds.load_dataset(_generate(tmp_path / "ref.h5", 3, workers=1))
+    long_out = tmp_path / "long.h5"
+    from neurosurrogate.biophys.generate import trial_events
+
+    cell = get_cell("point-hh")
+    config = {"cell_name": "point-hh", "protocol": "paper", "protocol_options": {}, "n_trials": 10,
+              "duration_ms": 300.0, "seed": 3, "cell": cell.to_dict()}
+    ds.write_meta(long_out, config)  # a longer run, interrupted after trials 0, 1 and 4 (0 marked)
+    for i in (0, 1):
+        arrays = {"v_mV": ref.v_mV[i] + (1000.0 if i == 0 else 0.0), "ina": ref.ina[i], "ik": ref.ik[i],
+                  "spike_times_ms": ref.spike_times_ms[i]}
+        ds.write_part(long_out, i, trial_events(cell, "paper", {}, 300.0, 3, i), arrays)
+    ds.write_part(long_out, 4, trial_events(cell, "paper", {}, 300.0, 3, 4), arrays)
+    for src in (ds.parts_dir(long_out), long_out):  # the parts folder or the run's .h5 name
+        out = tmp_path / f"snap_{src.suffix[1:]}.h5"
+        d = ds.load_dataset(_generate(out, 3, workers=1, reuse=src))
+        assert np.allclose(d.v_mV[0], ref.v_mV[0] + 1000.0)  # taken, not simulated again
+        assert np.array_equal(d.v_mV[1:], ref.v_mV[1:])  # trial 1 taken, trial 2 simulated
+        assert d.config["n_trials"] == 3
+    assert sorted(ds.finished_parts(long_out)) == [0, 1, 4]  # the source run is untouched
+    with pytest.raises(ds.DatasetError, match=r"different configuration \(differs in \['seed'\]\)"):
+        _generate(tmp_path / "other_seed.h5", 2, seed=4, reuse=long_out)
+    with pytest.raises(ds.DatasetError, match="no parts folder"):
+        _generate(tmp_path / "none.h5", 2, reuse=tmp_path / "missing.h5")

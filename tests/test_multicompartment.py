@@ -238,6 +238,14 @@ def test_tiny_hay_l5pc_surrogate_end_to_end(tmp_path):
     assert enc.v_rest_mV == pytest.approx(-77.25, abs=0.02)
     assert model.card["ica_site"]["section"] == "apic[37]"
     assert [round(s["target_dist_um"]) for s in model.card["sites"]] == [400, 700]
+    # the card keeps where each input channel sits, for the network's site selectors
+    from neurosurrogate.network.build import cell_table
+
+    syn = model.card["synapses"]
+    assert len(syn) == 200 and {s["region"] for s in syn} == {"apical", "basal"}
+    table = cell_table(str(tmp_path / "run" / "model"), None)
+    near = table.sites((("kind", "exc"), ("max_dist_um", 150.0)), "test")
+    assert near.size > 0 and all(syn[j]["kind"] == "exc" and syn[j]["dist_um"] <= 150.0 for j in near)
     d = ds.load_dataset(va)
     pred = model.predict(d.events[0], 400, device="cpu")
     assert pred.v_dend_mV.shape == (2, 400) and pred.ica.shape == (400,) and np.isfinite(pred.v_dend_mV).all()
@@ -251,14 +259,14 @@ def test_tiny_hay_l5pc_surrogate_end_to_end(tmp_path):
 
 
 def test_hay_config_is_valid():
-    """configs/hay-l5pc.toml (the next real run) parses, asks for the dendritic and Ca targets
+    """configs/hay-l5pc.toml (the shipped model's run) parses, asks for the dendritic and Ca targets
     and builds its architecture for 200 synapses and six outputs."""
     from conftest import REPO
     from neurosurrogate.surrogate.base import build
 
     cfg = TrainConfig.from_toml(REPO / "configs" / "hay-l5pc.toml")
     assert cfg.targets == ("v_dend", "ica") and cfg.arch == "gru"
-    assert cfg.train_data[0].endswith("data/hay/train_mixed.h5") and cfg.val_data[0].endswith("data/hay/val_mixed.h5")
-    assert 60 <= cfg.max_minutes <= 90
+    assert cfg.train_data[0].endswith("data/hay/train_400.h5") and cfg.val_data[0].endswith("data/hay/val_mixed.h5")
+    assert 60 <= cfg.max_minutes <= 90 and cfg.threads == 1
     net = build(cfg.arch, 400, 6, **cfg.arch_params)
     assert net.n_out == 6 and net.flops_per_step() > 0

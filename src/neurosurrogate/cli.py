@@ -183,7 +183,8 @@ def cmd_simulate(args) -> int:
     old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         generate_dataset(out, cell, args.trials, args.duration_ms, args.seed, protocol=args.protocol,
-                         protocol_options=opts, workers=args.workers, progress=not args.quiet)
+                         protocol_options=opts, workers=args.workers, progress=not args.quiet,
+                         reuse=args.reuse)
     except MorphologyError as exc:
         raise CLIError(f"--morphology: {exc}") from None
     except (DatasetError, TypeError, ValueError) as exc:
@@ -311,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="input protocol of a dataset")
     q.add_argument("--option", action="append", metavar="NAME=VALUE", help="protocol option (repeatable)")
     q.add_argument("--workers", type=_positive_int, default=None, help="processes (default: all cores)")
+    q.add_argument("--reuse", metavar="RUN.h5[.parts]",
+                   help="dataset: take the finished trials < --trials of another run with the same cell, protocol, "
+                   "options, duration and seed (trial i depends only on --seed and i) instead of simulating them: "
+                   "a snapshot of a dataset still being generated, or nested subsets for a learning curve")
     q.add_argument("--plot", help="also write a PNG of traces here")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--out", required=True, help="gt.npz (single run) or data.h5 (dataset)")

@@ -122,6 +122,44 @@ def _keep_info(out: Path, info: dict) -> None:
         tmp.write_text(json.dumps(info, sort_keys=True, indent=1))
 
 
+def _reuse_parts(out: Path, src: Path, config: dict, n_trials: int) -> int:
+    """Link (or copy) the finished trials ``< n_trials`` of another run's parts into ``out``'s.
+
+    Returns the number of trials taken. Raises DatasetError if ``src`` holds no parts or
+    another configuration (anything but ``n_trials`` differs).
+    """
+    import shutil
+
+    run = src.with_name(src.name[: -len(".parts")]) if src.suffix == ".parts" else src
+    src = ds.parts_dir(run)
+    meta = src / "config.json"
+    if not meta.exists():
+        raise ds.DatasetError(f"--reuse {src}: no parts folder of a dataset run (config.json missing)")
+    if src.resolve() == ds.parts_dir(out).resolve():
+        return 0
+    theirs = json.loads(meta.read_text())
+    diff = sorted(k for k in set(theirs) | set(config) if k != "n_trials" and theirs.get(k) != config.get(k))
+    if diff:
+        raise ds.DatasetError(f"--reuse {src}: its trials come from a different configuration (differs in {diff})")
+    info = src / "cell_info.json"
+    if info.exists():
+        _keep_info(out, json.loads(info.read_text()))
+    have = ds.finished_parts(out)
+    taken = 0
+    for i, path in sorted(ds.finished_parts(run).items()):
+        if i >= n_trials or i in have:
+            continue
+        dest = ds.parts_dir(out) / path.name
+        tmp = dest.with_name(dest.name + ".tmp")
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+        taken += 1
+    return taken
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of a file's bytes."""
     h = hashlib.sha256()
@@ -152,6 +190,7 @@ def generate_dataset(
     workers: int | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    reuse: str | Path | None = None,
 ) -> Path:
     """Simulate ``n_trials`` trials and write the dataset to ``out`` (HDF5).
 
@@ -170,6 +209,12 @@ def generate_dataset(
         batch_size: trials simulated together by one worker task (point cells; ``hay-l5pc``
             always simulates one trial per task).
         progress: show a progress bar (on stderr).
+        reuse: the ``.parts`` folder (or its ``.h5`` name) of another, possibly unfinished run
+            with the same cell, protocol, options, duration and seed but any number of trials:
+            its finished trials ``i < n_trials`` are linked (or copied) instead of simulated
+            again. Trial ``i`` depends only on ``seed`` and ``i``, so the first ``n`` trials of
+            a long run are exactly a run of ``n`` trials (e.g. a snapshot of a dataset still
+            being generated, or nested subsets for a learning curve).
 
     Returns:
         ``out``.
@@ -213,6 +258,8 @@ def generate_dataset(
             return out
         raise ds.DatasetError(f"{out} exists with a different or unreadable configuration; choose another --out")
     ds.write_meta(out, config)
+    if reuse is not None:
+        _reuse_parts(out, Path(reuse), config, n_trials)
     done = ds.finished_parts(out)
     todo = [i for i in range(n_trials) if i not in done]
     workers = int(workers or os.cpu_count() or 1)

@@ -75,16 +75,17 @@ def _model_meta(model: str) -> dict:
 def cell_table(model: str, cell: str | None) -> CellTable:
     """Synapse table of a population's cell.
 
-    A model whose ``model.json`` holds the synapse table it was trained on (``synapses``: a list of
-    {kind, weight_nS, region, dist_um}; multi-compartment cells) supplies it; otherwise the table of
+    A model whose ``model.json`` holds the synapse table it was trained on (``synapses``, at the top
+    level or in the model card: a list of {kind, weight_nS, region, dist_um}; multi-compartment
+    cells, see :func:`neurosurrogate.train.loop.synapse_table`) supplies it; otherwise the table of
     ``cell`` (or of the model's cell) from :func:`neurosurrogate.biophys.cells.get_cell`.
     """
     from neurosurrogate.biophys.cells import get_cell
 
     meta = _model_meta(model)
     name = cell or meta["encoding"]["cell_name"]
-    if meta.get("synapses"):
-        syn = meta["synapses"]
+    syn = meta.get("synapses") or (meta.get("card") or {}).get("synapses")
+    if syn:
         return CellTable(name, [s["kind"] for s in syn], [s["weight_nS"] for s in syn],
                          [s.get("region", "soma") for s in syn], [s.get("dist_um", 0.0) for s in syn])
     spec = get_cell(name)

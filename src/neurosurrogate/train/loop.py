@@ -224,6 +224,22 @@ def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], wi
     return best
 
 
+#: keys of a placed synapse site kept in a model card's ``synapses`` (see :func:`synapse_table`)
+SITE_KEYS = ("kind", "weight_nS", "region", "dist_um", "section", "x")
+
+
+def synapse_table(synapses: list[dict]) -> list[dict] | None:
+    """The compact synapse table a model card keeps for a multi-compartment cell: per input
+    channel its kind, default weight (nS), region (apical/basal), path distance from the soma
+    (um), section and position x; None for cells whose sites have no region (point cells).
+
+    The network builder reads it to select sites by region and distance
+    (:func:`neurosurrogate.network.build.cell_table`)."""
+    if not synapses or any("region" not in s or "dist_um" not in s for s in synapses):
+        return None
+    return [{k: s[k] for k in SITE_KEYS if k in s} for s in synapses]
+
+
 def _save_checkpoint(path: Path, **state) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -362,6 +378,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
                      "torch_threads": torch.get_num_threads(), "history": history},
         "provenance": provenance(),
     }
+    table = synapse_table(train_ds[0].synapses)
+    if table is not None:  # multi-compartment cells: where each input channel sits (network site selectors)
+        best_model.card["synapses"] = table
     for key, used in (("sites", enc.n_dend_sites > 0), ("ica_site", "ica" in enc.extra_names)):
         if used and train_ds[0].extra.get(key) is not None:  # where the dendritic / Ca outputs were recorded
             best_model.card[key] = train_ds[0].extra[key]

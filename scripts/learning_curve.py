@@ -1,0 +1,126 @@
+"""Fidelity against the amount of training data (a learning curve), e.g. for ``hay-l5pc``.
+
+For each size n, the first n trials of a dataset run (finished or still being generated; trial i
+depends only on the seed and i, so they form exactly a run of n trials) are taken with
+``generate_dataset(..., reuse=...)`` (no simulation), a surrogate is trained on them with the
+given training configuration and the same step budget for every n, and scored free-running on the
+held-out validation data. Resumable: finished sizes are kept in ``OUT/curve.json``; an interrupted
+training resumes from its checkpoint.
+
+    .venv/bin/python scripts/learning_curve.py --config configs/hay-l5pc.toml \\
+        --source data/hay/train_mixed.h5.parts --sizes 50,100,200,400 --steps 2000 \\
+        --val data/hay/val_mixed.h5 --out runs/hay-curve
+
+Writes ``OUT/curve.json`` (one row per size: trials, simulated seconds, steps, training minutes,
+metrics) and ``OUT/curve.png`` (the metrics against simulated seconds of training data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+METRICS = ("precision_10ms", "recall_10ms", "precision_2ms", "recall_2ms", "median_abs_shift_ms",
+           "pearson_r_sub", "pearson_r_away5ms", "v_dend0_mV_pearson_r", "v_dend1_mV_pearson_r")
+
+
+def subset(source: Path, n: int, out_dir: Path) -> Path:
+    """The first ``n`` trials of the run whose parts are in ``source``, as a dataset file."""
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.generate import generate_dataset
+
+    parts = source if source.suffix == ".parts" else source.with_name(source.name + ".parts")
+    cfg = json.loads((parts / "config.json").read_text())
+    out = out_dir / f"train_{n}.h5"
+    return generate_dataset(out, cell_from_dict(cfg["cell"]), n, cfg["duration_ms"], cfg["seed"],
+                            protocol=cfg["protocol"], protocol_options=cfg["protocol_options"], workers=1,
+                            progress=False, reuse=parts)
+
+
+def flat_metrics(ev) -> dict:
+    return {k: float(v) for k, v in ev.metrics.items() if isinstance(v, (int, float))}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["simulated_s"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for key, label in (("precision_10ms", "spike precision ±10 ms"), ("recall_10ms", "recall ±10 ms"),
+                       ("precision_2ms", "precision ±2 ms"), ("recall_2ms", "recall ±2 ms")):
+        axes[0].plot(x, [r["metrics"].get(key, float("nan")) for r in rows], "o-", label=label)
+    for key, label in (("pearson_r_sub", "soma r (subthreshold)"), ("pearson_r_away5ms", "soma r (>5 ms from spikes)"),
+                       ("v_dend0_mV_pearson_r", "dendrite 400 µm r"), ("v_dend1_mV_pearson_r", "dendrite 700 µm r")):
+        axes[1].plot(x, [r["metrics"].get(key, float("nan")) for r in rows], "o-", label=label)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("training data, simulated seconds")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("spikes (held-out, free-running)")
+    axes[1].set_title("voltage correlation")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="training configuration (TOML); train_data is replaced")
+    ap.add_argument("--source", required=True, help="dataset run (.h5.parts folder) to take the first n trials from")
+    ap.add_argument("--sizes", default="50,100,200,400", help="numbers of training trials, comma-separated")
+    ap.add_argument("--steps", type=int, default=2000, help="optimizer steps for every size (same budget)")
+    ap.add_argument("--val", required=True, help="held-out validation dataset (.h5)")
+    ap.add_argument("--out", default="runs/curve", help="output folder")
+    args = ap.parse_args(argv)
+
+    from neurosurrogate.data.dataset import load_dataset
+    from neurosurrogate.evaluate.rollout import evaluate_dataset
+    from neurosurrogate.train.config import TrainConfig
+    from neurosurrogate.train.loop import train
+
+    try:
+        sizes = sorted({int(s) for s in args.sizes.split(",")})
+    except ValueError:
+        ap.error(f"--sizes must be comma-separated whole numbers, got {args.sizes!r}")
+    if min(sizes) < 1 or args.steps < 1:
+        ap.error("--sizes and --steps must be >= 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "curve.json"
+    rows = json.loads(table.read_text()) if table.exists() else []
+    done = {(r["trials"], r["steps"]) for r in rows}
+    val = load_dataset(args.val)
+    for n in sizes:
+        if (n, args.steps) in done:
+            continue
+        data = subset(Path(args.source), n, out / "data")
+        cfg = TrainConfig.from_toml(args.config, max_steps=args.steps, max_minutes=10_000.0)
+        cfg = TrainConfig(**{**cfg.to_dict(), "train_data": [str(data)], "val_data": [str(Path(args.val))],
+                             "out_dir": str(out / f"n{n}")})
+        t = time.perf_counter()
+        model = train(cfg, progress=False, log=lambda m: print(m, file=sys.stderr))
+        minutes = model.card["training"]["wall_time_s"] / 60
+        ev = evaluate_dataset(model, val, "val")
+        rows.append({"trials": n, "simulated_s": n * float(val.duration_ms) / 1000, "steps": args.steps,
+                     "train_minutes": minutes, "wall_minutes": (time.perf_counter() - t) / 60,
+                     "metrics": flat_metrics(ev)})
+        rows.sort(key=lambda r: (r["steps"], r["trials"]))
+        tmp = table.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=1))
+        tmp.replace(table)
+        m = rows[-1]["metrics"]
+        print(f"n={n}: " + ", ".join(f"{k} {m[k]:.3f}" for k in METRICS if k in m), flush=True)
+    plot([r for r in rows if r["steps"] == args.steps], out / "curve.png")
+    print(f"wrote {table} and {out / 'curve.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
