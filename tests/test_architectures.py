@@ -184,3 +184,21 @@ def test_overfits_one_batch(name):
         losses.append(loss.item())
     first, last = losses[0], min(losses[-10:])
     assert last < first / FIT_FACTOR or last < 1e-3, f"{name}: loss {first:.4g} -> {last:.4g}"
+
+
+def test_gru_dropout_acts_in_training_only():
+    """dropout regularises training; in eval mode (streaming) the model is deterministic and step
+    equals forward; files of models without dropout keep their arch_params."""
+    torch.manual_seed(0)
+    net = build("gru", N_IN, N_OUT, hidden=16, layers=2, dropout=0.3)
+    assert net.config["dropout"] == 0.3 and "dropout" not in build("gru", N_IN, N_OUT, hidden=16).config
+    x, _ = data()
+    net.train()
+    assert not torch.allclose(net(x)[0], net(x)[0])
+    net.eval()
+    y, st = net(x)
+    y2, st2 = step_loop(net, x)
+    torch.testing.assert_close(y, y2, atol=1e-5, rtol=1e-5)
+    assert_states_close(st, st2)
+    with pytest.raises(ValueError, match="dropout"):
+        build("gru", N_IN, N_OUT, dropout=1.0)

@@ -267,6 +267,6 @@ def test_hay_config_is_valid():
     cfg = TrainConfig.from_toml(REPO / "configs" / "hay-l5pc.toml")
     assert cfg.targets == ("v_dend", "ica") and cfg.arch == "gru"
     assert cfg.train_data[0].endswith("data/hay/train_400.h5") and cfg.val_data[0].endswith("data/hay/val_mixed.h5")
-    assert 60 <= cfg.max_minutes <= 90 and cfg.threads == 1
+    assert 30 <= cfg.max_minutes <= 90 and cfg.threads == 1
     net = build(cfg.arch, 400, 6, **cfg.arch_params)
     assert net.n_out == 6 and net.flops_per_step() > 0

@@ -26,6 +26,9 @@ def add_commands(sub, CLIError) -> None:
                    help="override a config field, e.g. --set network.exc_scale=0.8 (repeatable)")
     q.add_argument("--simulator", choices=("surrogate", "neuron"), default="surrogate")
     q.add_argument("--device", help="torch device for the surrogates (default: cuda if available)")
+    q.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch CPU threads (default 1: per-millisecond steps of a circuit are small; extra "
+                   "threads gain little and spin against other processes on a busy machine)")
     q.add_argument("--out", required=True, help="output .npz")
     q.add_argument("--plot", help="also write a raster + population-rate PNG here")
 
@@ -47,8 +50,11 @@ def add_commands(sub, CLIError) -> None:
             raise CLIError(str(exc)) from None
         t0 = time.perf_counter()
         if args.simulator == "surrogate":
+            import torch
+
             from neurosurrogate.network.engine import EngineError, simulate
 
+            torch.set_num_threads(args.threads)
             try:
                 run = simulate(circ, device=args.device)
             except EngineError as exc:

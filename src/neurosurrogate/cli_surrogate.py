@@ -106,7 +106,10 @@ def add_commands(sub, CLIError) -> None:
         "explained, Pearson r (all and subthreshold samples), spike precision/recall at ±10 and ±2 ms, "
         "spike-time shift, firing rates; long-run stability (explained variance per second).")
     q.add_argument("--model", default="point-hh", help="shipped model name or model folder")
-    q.add_argument("--data", action="append", help="held-out dataset (.h5), repeatable")
+    q.add_argument("--data", action="append",
+                   help="held-out dataset (.h5), repeatable; or the Hay 2011 reference recordings "
+                   "(hay2011/reference/synaptic_bombardment.npz: the original model's soma and dendritic "
+                   "voltages; score them with --skip-ms 300)")
     q.add_argument("--regimes", action="store_true",
                    help="also simulate (or reuse) the standard held-out regimes in --out-dir")
     q.add_argument("--trials", type=_positive_int, default=40, help="trials per generated regime")
@@ -121,6 +124,8 @@ def add_commands(sub, CLIError) -> None:
     def cmd_evaluate(args):
         from neurosurrogate.biophys.cells import cell_from_dict
         from neurosurrogate.data.dataset import DatasetError, load_dataset
+        from neurosurrogate.evaluate.reference import (check_synapse_table, is_reference_file,
+                                                       load_reference_bombardment)
         from neurosurrogate.evaluate.report import metrics_table, write_report
         from neurosurrogate.evaluate.rollout import evaluate_dataset, generate_regimes, long_run
         from neurosurrogate.surrogate.model import ModelError, SurrogateModel, resolve_model_path
@@ -139,7 +144,12 @@ def add_commands(sub, CLIError) -> None:
         sets = {}
         try:
             for p in args.data or []:
-                sets[Path(p).stem] = load_dataset(p)
+                if is_reference_file(p):  # the original model's recordings (Hay 2011 reference)
+                    d = load_reference_bombardment(p)
+                    check_synapse_table(model.card.get("synapses"), d)
+                    sets[Path(p).stem] = d
+                else:
+                    sets[Path(p).stem] = load_dataset(p)
             cell = None
             if args.regimes or args.long_run_s > 0:  # only these simulate with NEURON
                 cell = cell_from_dict(model.card["cell"]) if "cell" in model.card else None
@@ -173,12 +183,16 @@ def add_commands(sub, CLIError) -> None:
             summary["long_run"] = {"duration_s": args.long_run_s, "ev_per_s": [float(x) for x in longr["ev"]]}
         (out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
         print(f"wrote {rep}")
-        if args.update_card:
-            model.card["heldout_metrics"] = summary
-            model.card["heldout_data"] = {n: {"protocol": d.config.get("protocol"),
-                                              "protocol_options": d.config.get("protocol_options"),
-                                              "seed": d.config.get("seed"), "n_trials": d.n_trials,
-                                              "content_hash": d.content_hash} for n, d in sets.items()}
+        if args.update_card:  # rows of earlier calls stay (e.g. data scored with another --skip-ms)
+            held = {k: v for k, v in model.card.get("heldout_metrics", {}).items() if k != "scoring"}
+            held.update({e.name: e.metrics for e in evals})
+            if longr is not None:
+                held["long_run"] = summary["long_run"]
+            model.card["heldout_metrics"] = held
+            model.card["heldout_data"] = {**model.card.get("heldout_data", {}), **{
+                n: {"protocol": d.config.get("protocol"), "protocol_options": d.config.get("protocol_options"),
+                    "seed": d.config.get("seed"), "n_trials": d.n_trials, "skip_ms": float(args.skip_ms),
+                    "content_hash": d.content_hash} for n, d in sets.items()}}
             from neurosurrogate.evaluate.report import card_markdown
 
             folder = resolve_model_path(args.model)

@@ -126,5 +126,6 @@ def card_markdown(name: str, card: dict) -> str:
         if data:
             lines += ["", "Held-out data: " + "; ".join(
                 f"{k}: `{v.get('protocol')}` {v.get('protocol_options') or ''} seed {v.get('seed')}, {v.get('n_trials')} trials"
+                + (f", first {v['skip_ms']:g} ms not scored" if v.get("skip_ms") else "")
                 for k, v in data.items())]
     return "\n".join(lines) + "\n"

@@ -95,7 +95,8 @@ def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = Non
         :class:`Evaluation`. Metrics: those of :func:`pooled_fidelity`; for a model with
         ``v_dend{k}_mV`` or ``ica`` outputs (and data holding them) also those of
         :func:`multicompartment_fidelity` (``pearson_r_away5ms``, ``v_dend{k}_mV_pearson_r``,
-        ...); ``ina``/``ik_variance_explained`` for models predicting soma currents.
+        ...); ``ina``/``ik_variance_explained`` for models predicting soma currents. Outputs
+        the data did not record are listed in ``extra['not_scored']``.
     """
     from neurosurrogate.surrogate.model import dend_row
 
@@ -106,10 +107,9 @@ def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = Non
     truth = dataset_traces(d)
     names = list(model.encoding.extra_names)
     sites = [n for n in names if dend_row(n) is not None or n == "ica"]
-    if sites:
-        lacking = [n for n in sites if (d.ica is None if n == "ica" else d.v_dend_mV is None)]
-        if lacking:
-            raise ValueError(f"dataset {d.path} has no data for the model's outputs {lacking}")
+    # outputs the data did not record (the reference bombardment has no ica) are not scored
+    lacking = [n for n in sites if (d.ica is None if n == "ica" else d.v_dend_mV is None)]
+    sites = [n for n in sites if n not in lacking]
     scored = {"ina", "ik"} & set(names) | set(sites)
     ts, ps = _site_signals(truth, sorted(scored)), _site_signals(preds, sorted(scored))
     vt, vp = [tr.v_mV for tr in truth], [p.v_mV for p in preds]
@@ -132,6 +132,8 @@ def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = Non
             ve = float(1 - np.mean((a - b) ** 2) / np.var(a)) if np.var(a) > 0 else float("nan")
             m[f"{key}_variance_explained"] = ve
     extra = {"skip_ms": float(skip_ms)} if skip_ms else {}
+    if lacking:
+        extra["not_scored"] = lacking
     return Evaluation(name or str(d.path), m, truth, preds, wall, extra)
 
 

@@ -4,6 +4,9 @@
     h^l_t = GRU^l(h^{l-1}_t, h^l_{t-1}),  l = 1..L   (h^0_t = z_t)
     y_t = W_out h^L_t + b_out                         (voltage, spike logit, offset, extras)
 
+With ``dropout`` > 0, training drops units of z and of the output of every GRU layer but the last
+(inverted dropout; a regulariser when data are scarce); streaming inference (eval mode) is unchanged.
+
 The recurrent state is the only memory: the model never sees its own
 voltage output, so errors cannot feed back and compound, and training on
 long sequences with backpropagation through time teaches it to run free
@@ -20,15 +23,20 @@ from neurosurrogate.surrogate.base import State, Surrogate, register
 
 @register("gru")
 class GRUSurrogate(Surrogate):
-    """Args: n_in, n_out; hidden (units per layer, default 64); layers (default 2)."""
+    """Args: n_in, n_out; hidden (units per layer, default 64); layers (default 2); dropout
+    (training-time dropout probability of the input projection and between GRU layers, default 0)."""
 
-    def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2) -> None:
-        super().__init__(n_in, n_out, hidden=hidden, layers=layers)
+    def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0) -> None:
+        extra = {"dropout": float(dropout)} if dropout else {}  # model files without it load unchanged
+        super().__init__(n_in, n_out, hidden=hidden, layers=layers, **extra)
         if hidden < 1 or layers < 1:
             raise ValueError(f"hidden and layers must be >= 1, got {hidden}, {layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.hidden, self.layers = hidden, layers
         self.inp = nn.Linear(n_in, hidden)
-        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, n_out)
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
@@ -42,7 +50,7 @@ class GRUSurrogate(Surrogate):
     def forward(self, x_seq: Tensor, state: State | None = None, v_teacher: Tensor | None = None):
         if state is None:
             state = self.init_state(x_seq.shape[0], x_seq.device, x_seq.dtype)
-        z = torch.relu(self.inp(x_seq))
+        z = self.drop(torch.relu(self.inp(x_seq)))
         out, h = self.gru(z, state[0])
         return self.head(out), (h,)
 
