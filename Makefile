@@ -1,5 +1,5 @@
 # neurosurrogate: set-up, main job, tests. `make run` and `make test` work on a fresh machine.
-.PHONY: setup run test test-all bench clean shipped-model
+.PHONY: setup run test test-all bench clean shipped-model shipped-hay-model
 
 setup:
 	bash scripts/setup.sh
@@ -21,3 +21,6 @@ clean:
 
 shipped-model: setup
 	bash scripts/make_shipped_model.sh
+
+shipped-hay-model: setup
+	bash scripts/make_hay_model.sh

@@ -3,16 +3,19 @@
 For each size n, the first n trials of a dataset run (finished or still being generated; trial i
 depends only on the seed and i, so they form exactly a run of n trials) are taken with
 ``generate_dataset(..., reuse=...)`` (no simulation), a surrogate is trained on them with the
-given training configuration and the same step budget for every n, and scored free-running on the
-held-out validation data. Resumable: finished sizes are kept in ``OUT/curve.json``; an interrupted
+given training configuration and the same step budget for every n (early stopping and the spike
+threshold use the validation data), and scored free-running on the validation data and on each
+``--test`` set (a dataset or the Hay 2011 reference recordings, scored after ``--skip-ms``). Resumable: finished sizes are kept in ``OUT/curve.json``; an interrupted
 training resumes from its checkpoint.
 
     .venv/bin/python scripts/learning_curve.py --config configs/hay-l5pc.toml \\
         --source data/hay/train_mixed.h5.parts --sizes 50,100,200,400 --steps 2000 \\
-        --val data/hay/val_mixed.h5 --out runs/hay-curve
+        --val data/hay/val_mixed.h5 --test ../shared/hay2011/reference/synaptic_bombardment.npz \
+        --skip-ms 300 --out runs/hay-curve
 
 Writes ``OUT/curve.json`` (one row per size: trials, simulated seconds, steps, training minutes,
-metrics) and ``OUT/curve.png`` (the metrics against simulated seconds of training data).
+metrics per scored set) and ``OUT/curve.png`` (the metrics of the first ``--test`` set, or of the
+validation data without one, against simulated seconds of training data).
 """
 
 from __future__ import annotations
@@ -44,13 +47,25 @@ def flat_metrics(ev) -> dict:
     return {k: float(v) for k, v in ev.metrics.items() if isinstance(v, (int, float))}
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def load_test(path: str, model):
+    from neurosurrogate.data.dataset import load_dataset
+    from neurosurrogate.evaluate.reference import check_synapse_table, is_reference_file, load_reference_bombardment
+
+    if is_reference_file(path):
+        d = load_reference_bombardment(path)
+        check_synapse_table(model.card.get("synapses"), d)
+        return d
+    return load_dataset(path)
+
+
+def plot(rows: list[dict], path: Path, key: str, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = [r["simulated_s"] for r in rows]
+    rows = [{**r, "metrics": r["metrics"][key]} for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for key, label in (("precision_10ms", "spike precision ±10 ms"), ("recall_10ms", "recall ±10 ms"),
                        ("precision_2ms", "precision ±2 ms"), ("recall_2ms", "recall ±2 ms")):
@@ -64,7 +79,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_title("spikes (held-out, free-running)")
+    fig.suptitle(title, fontsize=10)
+    axes[0].set_title("spikes (free-running)")
     axes[1].set_title("voltage correlation")
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -76,7 +92,11 @@ def main(argv=None) -> int:
     ap.add_argument("--source", required=True, help="dataset run (.h5.parts folder) to take the first n trials from")
     ap.add_argument("--sizes", default="50,100,200,400", help="numbers of training trials, comma-separated")
     ap.add_argument("--steps", type=int, default=2000, help="optimizer steps for every size (same budget)")
-    ap.add_argument("--val", required=True, help="held-out validation dataset (.h5)")
+    ap.add_argument("--val", required=True, help="validation dataset (.h5): early stopping, spike threshold, scored")
+    ap.add_argument("--test", action="append", default=[], help="further held-out set (.h5 or the Hay 2011 "
+                    "reference synaptic_bombardment.npz), repeatable; never used in training")
+    ap.add_argument("--skip-ms", dest="skip_ms", type=float, default=0.0,
+                    help="leave the first N ms of every --test trial out of the scores (300 for the reference)")
     ap.add_argument("--out", default="runs/curve", help="output folder")
     args = ap.parse_args(argv)
 
@@ -107,17 +127,24 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         model = train(cfg, progress=False, log=lambda m: print(m, file=sys.stderr))
         minutes = model.card["training"]["wall_time_s"] / 60
-        ev = evaluate_dataset(model, val, "val")
+        scores = {"val": flat_metrics(evaluate_dataset(model, val, "val"))}
+        for p in args.test:
+            scores[Path(p).stem] = flat_metrics(evaluate_dataset(model, load_test(p, model), Path(p).stem,
+                                                                 skip_ms=args.skip_ms))
         rows.append({"trials": n, "simulated_s": n * float(val.duration_ms) / 1000, "steps": args.steps,
                      "train_minutes": minutes, "wall_minutes": (time.perf_counter() - t) / 60,
-                     "metrics": flat_metrics(ev)})
+                     "spike_threshold": model.encoding.spike_threshold, "test_skip_ms": args.skip_ms,
+                     "metrics": scores})
         rows.sort(key=lambda r: (r["steps"], r["trials"]))
         tmp = table.with_suffix(".tmp")
         tmp.write_text(json.dumps(rows, indent=1))
         tmp.replace(table)
-        m = rows[-1]["metrics"]
-        print(f"n={n}: " + ", ".join(f"{k} {m[k]:.3f}" for k in METRICS if k in m), flush=True)
-    plot([r for r in rows if r["steps"] == args.steps], out / "curve.png")
+        for name, m in scores.items():
+            print(f"n={n} {name}: " + ", ".join(f"{k} {m[k]:.3f}" for k in METRICS if k in m), flush=True)
+    key = Path(args.test[0]).stem if args.test else "val"
+    title = (f"{key}" + (f" (first {args.skip_ms:g} ms not scored)" if args.test and args.skip_ms else "")
+             + f"; {args.steps} training steps per size")
+    plot([r for r in rows if r["steps"] == args.steps and key in r["metrics"]], out / "curve.png", key, title)
     print(f"wrote {table} and {out / 'curve.png'}")
     return 0
 

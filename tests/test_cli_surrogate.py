@@ -97,3 +97,31 @@ def test_compare_architectures_tiny(tiny, tmp_path):
     r = cli("compare-architectures", "--config", str(tiny / "cfg.toml"), "--archs", "nope",
             "--test-data", str(tiny / "test.h5"))
     assert r.returncode == 2 and "unknown architecture" in r.stderr
+
+
+def test_calibrate_and_card_rows(tiny, tmp_path):
+    """calibrate sets a threshold from the 0.05-0.95 grid and records it; evaluate --update-card
+    keeps the rows of earlier calls (each with its skip_ms); shipped models are not modified."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny / "run" / "model", model)
+    r = cli("calibrate", "--model", str(model), "--data", str(tiny / "val.h5"))
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((model / "model.json").read_text())
+    thr = meta["encoding"]["spike_threshold"]
+    assert thr in np.round(np.arange(0.05, 0.96, 0.05), 2)
+    cal = meta["card"]["spike_threshold_calibration"]
+    assert cal["threshold"] == thr and cal["data"][0]["n_trials"] == 4 and 0 <= cal["val_f1_2ms"] <= 1
+    r = cli("calibrate", "--model", "point-hh", "--data", str(tiny / "val.h5"))
+    assert r.returncode == 2 and "shipped model" in r.stderr
+    r = cli("calibrate", "--model", str(model), "--data", str(tmp_path / "none.h5"))
+    assert r.returncode == 2 and "--data" in r.stderr and "Traceback" not in r.stderr
+    for data, skip in (("test.h5", "0"), ("val.h5", "100")):
+        r = cli("evaluate", "--model", str(model), "--data", str(tiny / data), "--skip-ms", skip, "--long-run-s", "0",
+                "--out-dir", str(tmp_path / f"rep{skip}"), "--update-card")
+        assert r.returncode == 0, r.stderr
+    card = json.loads((model / "model.json").read_text())["card"]
+    assert set(card["heldout_metrics"]) == {"test", "val"}
+    assert card["heldout_data"]["test"]["skip_ms"] == 0 and card["heldout_data"]["val"]["skip_ms"] == 100
+    assert "first 100 ms not scored" in (model / "MODEL_CARD.md").read_text()

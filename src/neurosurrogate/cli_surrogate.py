@@ -204,6 +204,49 @@ def add_commands(sub, CLIError) -> None:
     q.set_defaults(func=cmd_evaluate)
 
     q = sub.add_parser(
+        "calibrate", help="re-calibrate a model's spike threshold on validation data",
+        description="Sets the spike-probability threshold of a model folder to the value (0.05-0.95) that "
+        "maximises F1 of spike matching within ±2 ms on the given validation datasets, free-running, and "
+        "records it in the model card. Training does this at its end; use it after changing the data or the "
+        "decoding.")
+    q.add_argument("--model", required=True, help="model folder (shipped models are not modified)")
+    q.add_argument("--data", action="append", required=True, help="validation dataset (.h5), repeatable")
+
+    def cmd_calibrate(args):
+        import dataclasses
+
+        from neurosurrogate.data.dataset import DatasetError, load_dataset
+        from neurosurrogate.surrogate.model import SHIPPED_DIR, ModelError, SurrogateModel, resolve_model_path
+        from neurosurrogate.train.loop import calibrate_spike_threshold
+
+        try:
+            folder = resolve_model_path(args.model)
+            model = SurrogateModel.load(folder)
+        except ModelError as exc:
+            raise CLIError(f"--model: {exc}") from None
+        if folder.resolve().parent == SHIPPED_DIR.resolve():
+            raise CLIError(f"--model {args.model}: a shipped model; copy the folder and calibrate the copy")
+        try:
+            data = [load_dataset(p) for p in args.data]
+        except DatasetError as exc:
+            raise CLIError(f"--data: {exc}") from None
+        old = model.encoding.spike_threshold
+        try:
+            thr, f1 = calibrate_spike_threshold(model, data)
+        except ValueError as exc:
+            raise CLIError(f"calibrate: {exc}") from None
+        model.encoding = dataclasses.replace(model.encoding, spike_threshold=thr)
+        model.card["spike_threshold_calibration"] = {
+            "threshold": thr, "val_f1_2ms": f1, "previous_threshold": old,
+            "data": [{"path": str(d.path), "content_hash": d.content_hash, "n_trials": d.n_trials} for d in data],
+            "note": "threshold maximising F1 at +-2 ms on the validation data (neurosurrogate calibrate)"}
+        model.save(folder)
+        print(f"spike threshold {old:g} -> {thr:g} (F1 at ±2 ms {f1:.4f}); wrote {folder}")
+        return 0
+
+    q.set_defaults(func=cmd_calibrate)
+
+    q = sub.add_parser(
         "compare-architectures", help="train every registered architecture on the same data and budget",
         description="The paper's Fig. 1 comparison: parameters, FLOPs per cell-step, one-step error, "
         "free-running passive and active metrics, wall time per simulated second for 1 and 1000 cells.")
