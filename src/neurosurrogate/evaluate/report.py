@@ -128,4 +128,7 @@ def card_markdown(name: str, card: dict) -> str:
                 f"{k}: `{v.get('protocol')}` {v.get('protocol_options') or ''} seed {v.get('seed')}, {v.get('n_trials')} trials"
                 + (f", first {v['skip_ms']:g} ms not scored" if v.get("skip_ms") else "")
                 for k, v in data.items())]
+    notes = card.get("notes", [])
+    if notes:
+        lines += ["", "## Notes", ""] + [f"* {n}" for n in notes]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""The shipped hay-l5pc surrogate: contract, fidelity floor on the original model's recordings,
+and circuits of hay-l5pc cells (5 contacts per connection on proximal sites)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SHARED, cli
+from neurosurrogate.surrogate.model import SurrogateModel, shipped_models
+
+REF = SHARED / "hay2011" / "reference" / "synaptic_bombardment.npz"
+
+
+@pytest.fixture(scope="module")
+def model():
+    assert "hay-l5pc" in shipped_models()
+    return SurrogateModel.load("hay-l5pc")
+
+
+def test_shipped_model_card_and_encoding(model):
+    enc = model.encoding
+    assert enc.cell_name == "hay-l5pc" and enc.n_synapses == 200 and enc.n_in == 400
+    assert enc.extra_names == ("v_dend0_mV", "v_dend1_mV", "ica")
+    assert 0.05 <= enc.spike_threshold <= 0.95
+    card = model.card
+    syn = card["synapses"]
+    assert len(syn) == 200 and sum(s["kind"] == "exc" for s in syn) == 150
+    assert {s["region"] for s in syn} == {"apical", "basal"}
+    assert [round(s["target_dist_um"]) for s in card["sites"]] == [400, 700]
+    assert card["training"]["wall_time_s"] < 180 * 60  # trained within one working session
+    assert card["data"][0]["n_trials"] >= 400
+    # the CPU cost that the speed target allows: <= a few hundred thousand FLOPs per cell-step
+    assert model.net.flops_per_step() <= 300_000
+
+
+def test_predict_contract(model, tmp_path):
+    """predict --model hay-l5pc writes t_ms, v_mV, v_dend_mV (2, T), spike_times_ms, from rest."""
+    from neurosurrogate.inputs import EventTable
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    t = np.sort(rng.uniform(0, 2000, n))
+    syn = rng.integers(0, 200, n)
+    w = np.array([s["weight_nS"] for s in model.card["synapses"]])[syn]
+    np.savez(tmp_path / "ev.npz", t_ms=t, synapse=syn, weight_nS=w)
+    r = cli("predict", "--model", "hay-l5pc", "--events", str(tmp_path / "ev.npz"), "--duration-ms", "2000",
+            "--out", str(tmp_path / "pred.npz"))
+    assert r.returncode == 0, r.stderr
+    z = np.load(tmp_path / "pred.npz")
+    assert np.array_equal(z["t_ms"], np.arange(2000.0)) and z["v_mV"].shape == (2000,)
+    assert z["v_dend_mV"].shape == (2, 2000) and np.isfinite(z["v_dend_mV"]).all()
+    assert z["spike_times_ms"].ndim == 1 and np.all(np.diff(z["spike_times_ms"]) > 0)
+    # from rest: no input, no spikes; after a start transient of a few ms (the zero state is not
+    # exactly the learned resting state) the voltage stays within 1 mV of the cell's resting potential
+    quiet = model.predict(EventTable.empty(), 500.0, device="cpu")
+    assert quiet.spike_times_ms.size == 0
+    assert np.abs(quiet.v_mV[50:] - model.encoding.v_rest_mV).max() < 1.0 and np.ptp(quiet.v_mV[50:]) < 0.5
+
+
+@pytest.mark.skipif(not REF.exists(), reason=f"no reference data at {REF}")
+def test_fidelity_floor_on_the_original_models_recordings(model):
+    """Free-running on the 20 reference trials (never used in training), scored after 300 ms.
+    Floors well below the measured values of the shipped model (README): a broken or swapped
+    model fails them; the issue's targets are reported, not asserted."""
+    from neurosurrogate.evaluate.reference import check_synapse_table, load_reference_bombardment
+    from neurosurrogate.evaluate.rollout import evaluate_dataset
+
+    d = load_reference_bombardment(REF)
+    check_synapse_table(model.card["synapses"], d)
+    m = evaluate_dataset(model, d, "reference", device="cpu", skip_ms=300).metrics
+    assert m["v_dend0_mV_pearson_r"] > 0.85 and m["v_dend1_mV_pearson_r"] > 0.8
+    assert m["pearson_r_away5ms"] > 0.6
+    assert m["precision_10ms"] > 0.45 and m["recall_10ms"] > 0.45
+
+
+def test_l5pc_circuit_uses_proximal_contacts_and_runs():
+    """examples/l5pc_circuit.toml: every connection is 5 contacts on excitatory sites within 200 um;
+    the circuit runs batched, is quiet before the stimulus and answers it."""
+    from neurosurrogate.network.build import cell_table, realise
+    from neurosurrogate.network.config import load_network_config
+    from neurosurrogate.network.engine import simulate
+    from neurosurrogate.network.measures import circuit_measures
+
+    cfg = load_network_config(REPO / "examples" / "l5pc_circuit.toml")
+    c = realise(cfg, seed=1)
+    table = cell_table("hay-l5pc", None)
+    assert np.all(table.dist_um[c.channel] <= 200.0) and np.all(np.asarray(table.kinds)[c.channel] == "exc")
+    pairs, counts = np.unique(np.stack([c.pre, c.post]), axis=1, return_counts=True)
+    assert np.all(counts % 5 == 0) and pairs.shape[1] > 0
+    runs = simulate([realise(cfg, seed=s) for s in range(3)], device="cpu")
+    m = [circuit_measures(r, 150, 100.0, 10.0) for r in runs]
+    assert np.mean([x["instability"] for x in m]) < 0.2
+    assert np.mean([x["immediate_response"] for x in m]) > 0.3
