@@ -44,8 +44,19 @@ class GRUSurrogate(Surrogate):
         return (torch.zeros(self.layers, batch, self.hidden, device=device or ref.device, dtype=dtype or ref.dtype),)
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
-        y, st = self.forward(x_t[:, None, :], state)
-        return y[:, 0], st
+        # one GRU cell call per layer: the same arithmetic as nn.GRU on a sequence of length 1
+        # without its per-call set-up (~30 % faster for one cell, ~10 % for tens of cells on CPU)
+        z = self.drop(torch.relu(self.inp(x_t)))
+        h = state[0]
+        hs = []
+        for layer in range(self.layers):
+            if layer and self.training and self.gru.dropout:
+                z = nn.functional.dropout(z, self.gru.dropout, training=True)
+            z = torch.gru_cell(z, h[layer], getattr(self.gru, f"weight_ih_l{layer}"),
+                               getattr(self.gru, f"weight_hh_l{layer}"), getattr(self.gru, f"bias_ih_l{layer}"),
+                               getattr(self.gru, f"bias_hh_l{layer}"))
+            hs.append(z)
+        return self.head(z), (torch.stack(hs),)
 
     def forward(self, x_seq: Tensor, state: State | None = None, v_teacher: Tensor | None = None):
         if state is None:
