@@ -180,9 +180,11 @@ def test_evaluate_reports_dendritic_metrics_and_skips_ms(trained, data, tmp_path
     assert late["v_dend0_mV_pearson_r"] == pytest.approx(want["pearson_r"], rel=1e-9)
     assert late["n_spikes_true"] == sum(int((s >= 50).sum()) for s in d.spike_times_ms)
     assert late["v_dend0_mV_pearson_r"] != full["v_dend0_mV_pearson_r"]
-    # the point model has none of the multi-compartment keys
-    with pytest.raises(ValueError, match="no data for the model's outputs"):
-        evaluate_dataset(model, ds.load_dataset(data["point"]), "p")
+    # data without the dendritic / Ca records (point files, the Hay reference has no ica): the soma is
+    # scored, the outputs without data are listed as not scored, and none of their keys appear
+    ev = evaluate_dataset(model, ds.load_dataset(data["point"]), "p")
+    assert ev.extra["not_scored"] == ["v_dend0_mV", "v_dend1_mV", "ica"]
+    assert "pearson_r" in ev.metrics and not any(k.startswith(("v_dend", "ica")) for k in ev.metrics)
     # the CLI
     out = tmp_path / "rep"
     r = cli("evaluate", "--model", str(data["dir"] / "run" / "model"), "--data", str(data["test"]),
@@ -267,6 +269,6 @@ def test_hay_config_is_valid():
     cfg = TrainConfig.from_toml(REPO / "configs" / "hay-l5pc.toml")
     assert cfg.targets == ("v_dend", "ica") and cfg.arch == "gru"
     assert cfg.train_data[0].endswith("data/hay/train_400.h5") and cfg.val_data[0].endswith("data/hay/val_mixed.h5")
-    assert 30 <= cfg.max_minutes <= 90 and cfg.threads == 1
+    assert 10 <= cfg.max_minutes <= 90 and cfg.threads == 1
     net = build(cfg.arch, 400, 6, **cfg.arch_params)
     assert net.n_out == 6 and net.flops_per_step() > 0
