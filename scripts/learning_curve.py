@@ -58,34 +58,6 @@ def load_test(path: str, model):
     return load_dataset(path)
 
 
-def plot(rows: list[dict], path: Path, key: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = [r["simulated_s"] for r in rows]
-    rows = [{**r, "metrics": r["metrics"][key]} for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for key, label in (("precision_10ms", "spike precision ±10 ms"), ("recall_10ms", "recall ±10 ms"),
-                       ("precision_2ms", "precision ±2 ms"), ("recall_2ms", "recall ±2 ms")):
-        axes[0].plot(x, [r["metrics"].get(key, float("nan")) for r in rows], "o-", label=label)
-    for key, label in (("pearson_r_sub", "soma r (subthreshold)"), ("pearson_r_away5ms", "soma r (>5 ms from spikes)"),
-                       ("v_dend0_mV_pearson_r", "dendrite 400 µm r"), ("v_dend1_mV_pearson_r", "dendrite 700 µm r")):
-        axes[1].plot(x, [r["metrics"].get(key, float("nan")) for r in rows], "o-", label=label)
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("training data, simulated seconds")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    axes[0].set_title("spikes (free-running)")
-    axes[1].set_title("voltage correlation")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="training configuration (TOML); train_data is replaced")
@@ -144,7 +116,10 @@ def main(argv=None) -> int:
     key = Path(args.test[0]).stem if args.test else "val"
     title = (f"{key}" + (f" (first {args.skip_ms:g} ms not scored)" if args.test and args.skip_ms else "")
              + f"; {args.steps} training steps per size")
-    plot([r for r in rows if r["steps"] == args.steps and key in r["metrics"]], out / "curve.png", key, title)
+    from neurosurrogate.plotting import plot_learning_curve
+
+    sel = [{**r, "metrics": r["metrics"][key]} for r in rows if r["steps"] == args.steps and key in r["metrics"]]
+    plot_learning_curve(out / "curve.png", sel, title)
     print(f"wrote {table} and {out / 'curve.png'}")
     return 0
 

@@ -2,8 +2,8 @@
 # Reproduce the shipped hay-l5pc surrogate: NEURON data -> training -> held-out evaluation (into the
 # model card) -> copy into the package. Every step resumes or skips what is done. Needs the Hay 2011
 # morphology and reference data (default ../shared/hay2011; HAY=/path/to/hay2011 to change).
-# Cost on a 2-core CPU: the first 400 training trials ~75 min of NEURON on 2 workers (the full 2,000
-# ~6 h; only the first 400 are used), validation 200 trials ~20 min, training ~75 min, evaluation ~1 min.
+# Cost on a 2-core CPU: the first 400 training trials ~35 min of NEURON on 2 workers (the full 2,000
+# ~3 h; only the first 400 are used), validation 200 trials ~18 min, training ~8 min, evaluation ~1 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=.venv/bin/neurosurrogate
@@ -18,9 +18,6 @@ REUSE=""
 $N simulate $GEN --trials 400 --seed 1 $REUSE --out data/hay/train_400.h5
 $N simulate $GEN --trials 200 --seed 2 --out data/hay/val_mixed.h5
 $N train --config configs/hay-l5pc.toml
-# training calibrates the spike threshold at its end; the shipped model's run predates the 0.05-0.95
-# grid (it searched 0.3-0.95), so it was re-calibrated like this (same result for a new run)
-$N calibrate --model runs/hay-l5pc/model --data data/hay/val_mixed.h5
 $N evaluate --model runs/hay-l5pc/model --data data/hay/val_mixed.h5 \
     --long-run-s 0 --out-dir runs/hay-l5pc/eval_val --update-card
 $N evaluate --model runs/hay-l5pc/model --data "$HAY/reference/synaptic_bombardment.npz" --skip-ms 300 \

@@ -202,6 +202,33 @@ def _save(fig, path, plt) -> Path:
     return path
 
 
+def plot_learning_curve(path, rows: list[dict], title: str = "") -> Path:
+    """Fidelity against training data: ``rows`` of {simulated_s, metrics: {name: value}} (one per size);
+    spike precision/recall (left) and voltage correlations (right) against simulated seconds (log)."""
+    plt = _plt()
+    x = [r["simulated_s"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    panels = (
+        (("precision_10ms", "spike precision ±10 ms"), ("recall_10ms", "recall ±10 ms"),
+         ("precision_2ms", "precision ±2 ms"), ("recall_2ms", "recall ±2 ms")),
+        (("pearson_r_sub", "soma r (subthreshold)"), ("pearson_r_away5ms", "soma r (>5 ms from spikes)"),
+         ("v_dend0_mV_pearson_r", "dendrite 400 µm r"), ("v_dend1_mV_pearson_r", "dendrite 700 µm r")),
+    )
+    for ax, keys in zip(axes, panels):
+        for key, label in keys:
+            ax.plot(x, [r["metrics"].get(key, float("nan")) for r in rows], "o-", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("training data, simulated seconds")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("spikes (free-running)")
+    axes[1].set_title("voltage correlation")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path, plt)
+
+
 def plot_heatmaps(path, maps: dict, x: str, y: str, title: str = "") -> Path:
     """One heat map per measure: ``maps[name] = (x values, y values, Z[y, x])``; PNG."""
     plt = _plt()
