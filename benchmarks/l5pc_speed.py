@@ -17,6 +17,9 @@ time of ``--sim-ms`` (default 100 ms) of activity:
     without it an **untrained** model of the architecture in ``configs/hay-l5pc.toml`` is timed
     ("untrained weights, same architecture: speed only" in every output).
 
+  * With a CUDA device: the same steps of N cells as one batch on the GPU (one process, inputs on
+    the device before timing, synchronised), printed and plotted as extra rows.
+
 Prints cell-ms simulated per wall second and the ratio; writes a JSON record and a PNG of wall
 time vs N. ``--reuse-neuron FILE`` takes the NEURON rows from an earlier record (same --sim-ms,
 --seed) instead of simulating again, e.g. to time a newly trained model.
@@ -111,6 +114,31 @@ def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_m
                 y, state = net.step(x[:, k], state)
             best = min(best, time.perf_counter() - t)
     return {"wall_s": best, "n": len(indices)}
+
+
+def surrogate_cuda_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, repeats: int) -> dict:
+    """The streaming steps of N cells as one batch on the CUDA device (in this process; inputs
+    moved to the device before timing; torch.cuda.synchronize() before reading the clock)."""
+    import torch
+
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    model = SurrogateModel.load(model_dir)
+    tables = _tables(cell_dict, list(range(n)), sim_ms, seed)
+    dev = torch.device("cuda")
+    x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables])).to(dev)
+    net = model.net.to(dev).eval()
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first pass warms up the kernels
+            state = net.init_state(x.shape[0], dev)
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for k in range(x.shape[1]):
+                y, state = net.step(x[:, k], state)
+            torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+    return {"n_cells": n, "wall_s": best, "device": torch.cuda.get_device_name(0), "measured": True}
 
 
 def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, procs: int, threads: int,
@@ -213,6 +241,14 @@ def main() -> None:
                                args.threads, args.repeats)
         print(f"surrogate N={n}: {sur[n]['wall_s']:.4f} s", flush=True)
 
+    import torch
+
+    gpu = {}
+    if torch.cuda.is_available():  # the GPU column (one batch per N on one device)
+        for n in cells:
+            gpu[n] = surrogate_cuda_run(model_dir, cell_dict, n, args.sim_ms, args.seed, args.repeats)
+            print(f"surrogate on {gpu[n]['device']} N={n}: {gpu[n]['wall_s']:.4f} s", flush=True)
+
     # --- table, record, plot ----------------------------------------------------------------------
     rate = lambda r: r["n_cells"] * args.sim_ms / r["wall_s"]  # noqa: E731  cell-ms per wall s
     print(f"\n{args.sim_ms:g} ms of activity per cell; {label}; {arch['arch']} {arch['arch_params']}, "
@@ -224,10 +260,17 @@ def main() -> None:
         tag = "" if a["measured"] else " (extrapolated)"
         print(f"| {n:,} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {b['wall_s']:.4f} | {rate(b):,.0f} | "
               f"{a['wall_s'] / b['wall_s']:,.0f}x |")
+    for n in gpu:
+        a, g = neuron[n], gpu[n]
+        tag = "" if a["measured"] else " (extrapolated)"
+        print(f"| {n:,} on {g['device']} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {g['wall_s']:.4f} | "
+              f"{rate(g):,.0f} | {a['wall_s'] / g['wall_s']:,.0f}x |")
     record = {"sim_ms": args.sim_ms, "seed": args.seed, "protocol": [PROTOCOL[0], PROTOCOL[1]],
               "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model or UNTRAINED, "label": label, **arch,
               "neuron": [neuron[n] for n in sorted(neuron)], "surrogate": [sur[n] for n in cells],
               "ratio_wall": {str(n): neuron[n]["wall_s"] / sur[n]["wall_s"] for n in cells},
+              "surrogate_cuda": [gpu[n] for n in cells if n in gpu],
+              "ratio_wall_cuda": {str(n): neuron[n]["wall_s"] / gpu[n]["wall_s"] for n in gpu},
               "cpu_count": os.cpu_count(), "load_average_1_5_15_before": list(load_before),
               "provenance": provenance()}
     out = Path(args.out)
@@ -237,6 +280,7 @@ def main() -> None:
     rows = [{"simulator": f"NEURON ({args.neuron_workers} processes for N > 1)", **{k: neuron[n][k] for k in keys}}
             for n in cells]
     rows += [{"simulator": label, **{k: sur[n][k] for k in keys}} for n in cells]
+    rows += [{"simulator": f"{label} on {gpu[n]['device']}", **{k: gpu[n][k] for k in keys}} for n in gpu]
     png = plot_speed_vs_n(out.with_suffix(".png"), rows, title=f"hay-l5pc, {args.sim_ms:g} ms of activity per cell")
     print(f"wrote {out} and {png}")
     tmp.cleanup()
