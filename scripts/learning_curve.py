@@ -47,17 +47,6 @@ def flat_metrics(ev) -> dict:
     return {k: float(v) for k, v in ev.metrics.items() if isinstance(v, (int, float))}
 
 
-def load_test(path: str, model):
-    from neurosurrogate.data.dataset import load_dataset
-    from neurosurrogate.evaluate.reference import check_synapse_table, is_reference_file, load_reference_bombardment
-
-    if is_reference_file(path):
-        d = load_reference_bombardment(path)
-        check_synapse_table(model.card.get("synapses"), d)
-        return d
-    return load_dataset(path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="training configuration (TOML); train_data is replaced")
@@ -73,6 +62,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from neurosurrogate.data.dataset import load_dataset
+    from neurosurrogate.evaluate.reference import load_heldout
     from neurosurrogate.evaluate.rollout import evaluate_dataset
     from neurosurrogate.train.config import TrainConfig
     from neurosurrogate.train.loop import train
@@ -101,7 +91,7 @@ def main(argv=None) -> int:
         minutes = model.card["training"]["wall_time_s"] / 60
         scores = {"val": flat_metrics(evaluate_dataset(model, val, "val"))}
         for p in args.test:
-            scores[Path(p).stem] = flat_metrics(evaluate_dataset(model, load_test(p, model), Path(p).stem,
+            scores[Path(p).stem] = flat_metrics(evaluate_dataset(model, load_heldout(p, model), Path(p).stem,
                                                                  skip_ms=args.skip_ms))
         rows.append({"trials": n, "simulated_s": n * float(val.duration_ms) / 1000, "steps": args.steps,
                      "train_minutes": minutes, "wall_minutes": (time.perf_counter() - t) / 60,

@@ -48,3 +48,21 @@ def test_reference_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(DatasetError, match="readable"):
         load_reference_bombardment(tmp_path / "junk.npz")
+
+
+@needs_ref
+def test_load_heldout_checks_the_models_table():
+    """evaluate --data and the learning curve load held-out sets through load_heldout: the reference
+    file is checked against the model card's synapse table; other paths are dataset files."""
+    from types import SimpleNamespace
+
+    from neurosurrogate.evaluate.reference import load_heldout
+
+    d = load_heldout(REF)
+    table = [dict(s) for s in d.synapses]
+    assert load_heldout(REF, SimpleNamespace(card={"synapses": table})).n_trials == 20
+    table[0]["kind"] = "inh"
+    with pytest.raises(DatasetError, match="synapse 0"):
+        load_heldout(REF, SimpleNamespace(card={"synapses": table}))
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_heldout(REF.with_name("none.h5"))

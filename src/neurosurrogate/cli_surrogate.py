@@ -124,8 +124,7 @@ def add_commands(sub, CLIError) -> None:
     def cmd_evaluate(args):
         from neurosurrogate.biophys.cells import cell_from_dict
         from neurosurrogate.data.dataset import DatasetError, load_dataset
-        from neurosurrogate.evaluate.reference import (check_synapse_table, is_reference_file,
-                                                       load_reference_bombardment)
+        from neurosurrogate.evaluate.reference import load_heldout
         from neurosurrogate.evaluate.report import metrics_table, write_report
         from neurosurrogate.evaluate.rollout import evaluate_dataset, generate_regimes, long_run
         from neurosurrogate.surrogate.model import ModelError, SurrogateModel, resolve_model_path
@@ -144,12 +143,7 @@ def add_commands(sub, CLIError) -> None:
         sets = {}
         try:
             for p in args.data or []:
-                if is_reference_file(p):  # the original model's recordings (Hay 2011 reference)
-                    d = load_reference_bombardment(p)
-                    check_synapse_table(model.card.get("synapses"), d)
-                    sets[Path(p).stem] = d
-                else:
-                    sets[Path(p).stem] = load_dataset(p)
+                sets[Path(p).stem] = load_heldout(p, model)  # a dataset or the Hay 2011 reference recordings
             cell = None
             if args.regimes or args.long_run_s > 0:  # only these simulate with NEURON
                 cell = cell_from_dict(model.card["cell"]) if "cell" in model.card else None

@@ -88,6 +88,23 @@ def load_reference_bombardment(path: str | Path, duration_ms: float = 2000.0) ->
                    {"reference": str(path)}, path, v_dend, None, {"sites": sites})
 
 
+def load_heldout(path: str | Path, model=None) -> Dataset:
+    """A held-out set by path: the Hay 2011 reference recordings (checked against ``model``'s synapse
+    table when given) or a dataset file written by ``neurosurrogate simulate``.
+
+    Raises:
+        DatasetError: unreadable file, or a synapse table that differs from the model's.
+    """
+    from neurosurrogate.data.dataset import load_dataset
+
+    if is_reference_file(path):
+        d = load_reference_bombardment(path)
+        if model is not None:
+            check_synapse_table(model.card.get("synapses"), d)
+        return d
+    return load_dataset(path)
+
+
 def check_synapse_table(model_synapses: list[dict] | None, data: Dataset) -> None:
     """Raise DatasetError if the model's placed synapse table (model card) and the data's differ
     in section, position or kind (then event indices would mean other sites)."""
