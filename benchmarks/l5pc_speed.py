@@ -17,6 +17,8 @@ time of ``--sim-ms`` (default 100 ms) of activity:
     without it an **untrained** model of the architecture in ``configs/hay-l5pc.toml`` is timed
     ("untrained weights, same architecture: speed only" in every output).
 
+  * The surrogate over the whole 100 ms input in one call per process (independent cells whose
+    input is known in advance, as ``predict`` runs them): extra rows "whole sequence".
   * With a CUDA device: the same steps of N cells as one batch on the GPU (one process, inputs on
     the device before timing, synchronised), printed and plotted as extra rows.
 
@@ -92,8 +94,10 @@ def neuron_run(cell_dict: dict, n: int, sim_ms: float, seed: int, workers: int) 
 
 
 def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int,
-                      threads: int, repeats: int, start=None) -> dict:
-    """In a fresh process: encode the inputs (not timed), then time the streaming steps."""
+                      threads: int, repeats: int, start=None, mode: str = "step") -> dict:
+    """In a fresh process: encode the inputs (not timed), then time the streaming steps (``mode``
+    'step', as a network runs) or one pass over the whole input sequence ('sequence', as ``predict``
+    runs independent cells whose input is known in advance)."""
     import torch
 
     from neurosurrogate.surrogate.model import SurrogateModel
@@ -110,8 +114,11 @@ def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_m
         for _ in range(repeats):
             state = net.init_state(x.shape[0])
             t = time.perf_counter()
-            for k in range(x.shape[1]):
-                y, state = net.step(x[:, k], state)
+            if mode == "sequence":
+                y, state = net(x, state)
+            else:
+                for k in range(x.shape[1]):
+                    y, state = net.step(x[:, k], state)
             best = min(best, time.perf_counter() - t)
     return {"wall_s": best, "n": len(indices)}
 
@@ -142,7 +149,7 @@ def surrogate_cuda_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, s
 
 
 def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, procs: int, threads: int,
-                  repeats: int) -> dict:
+                  repeats: int, mode: str = "step") -> dict:
     chunks = [c.tolist() for c in np.array_split(np.arange(n), min(procs, n))]
     ctx = mp.get_context("spawn")
     with ctx.Manager() as mgr:
@@ -150,9 +157,9 @@ def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: 
         with ProcessPoolExecutor(len(chunks), mp_context=ctx) as pool:
             res = list(pool.map(_surrogate_worker, [model_dir] * len(chunks), [cell_dict] * len(chunks), chunks,
                                 [sim_ms] * len(chunks), [seed] * len(chunks), [threads] * len(chunks),
-                                [repeats] * len(chunks), [start] * len(chunks)))
+                                [repeats] * len(chunks), [start] * len(chunks), [mode] * len(chunks)))
     return {"n_cells": n, "wall_s": max(r["wall_s"] for r in res), "processes": len(chunks),
-            "threads_per_process": threads, "measured": True}
+            "threads_per_process": threads, "mode": mode, "measured": True}
 
 
 def untrained_model(cell, folder: Path) -> Path:
@@ -241,6 +248,12 @@ def main() -> None:
                                args.threads, args.repeats)
         print(f"surrogate N={n}: {sur[n]['wall_s']:.4f} s", flush=True)
 
+    seq = {}  # independent cells with known input: one pass over the sequence (how `predict` runs)
+    for n in cells:
+        seq[n] = surrogate_run(model_dir, cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.procs,
+                               args.threads, args.repeats, mode="sequence")
+        print(f"surrogate N={n}, whole sequence: {seq[n]['wall_s']:.4f} s", flush=True)
+
     import torch
 
     gpu = {}
@@ -260,6 +273,11 @@ def main() -> None:
         tag = "" if a["measured"] else " (extrapolated)"
         print(f"| {n:,} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {b['wall_s']:.4f} | {rate(b):,.0f} | "
               f"{a['wall_s'] / b['wall_s']:,.0f}x |")
+    for n in cells:
+        a, q = neuron[n], seq[n]
+        tag = "" if a["measured"] else " (extrapolated)"
+        print(f"| {n:,}, whole sequence | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {q['wall_s']:.4f} | "
+              f"{rate(q):,.0f} | {a['wall_s'] / q['wall_s']:,.0f}x |")
     for n in gpu:
         a, g = neuron[n], gpu[n]
         tag = "" if a["measured"] else " (extrapolated)"
@@ -269,6 +287,8 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model or UNTRAINED, "label": label, **arch,
               "neuron": [neuron[n] for n in sorted(neuron)], "surrogate": [sur[n] for n in cells],
               "ratio_wall": {str(n): neuron[n]["wall_s"] / sur[n]["wall_s"] for n in cells},
+              "surrogate_sequence": [seq[n] for n in cells],
+              "ratio_wall_sequence": {str(n): neuron[n]["wall_s"] / seq[n]["wall_s"] for n in cells},
               "surrogate_cuda": [gpu[n] for n in cells if n in gpu],
               "ratio_wall_cuda": {str(n): neuron[n]["wall_s"] / gpu[n]["wall_s"] for n in gpu},
               "cpu_count": os.cpu_count(), "load_average_1_5_15_before": list(load_before),
@@ -280,6 +300,7 @@ def main() -> None:
     rows = [{"simulator": f"NEURON ({args.neuron_workers} processes for N > 1)", **{k: neuron[n][k] for k in keys}}
             for n in cells]
     rows += [{"simulator": label, **{k: sur[n][k] for k in keys}} for n in cells]
+    rows += [{"simulator": f"{label}, whole sequence (predict)", **{k: seq[n][k] for k in keys}} for n in cells]
     rows += [{"simulator": f"{label} on {gpu[n]['device']}", **{k: gpu[n][k] for k in keys}} for n in gpu]
     png = plot_speed_vs_n(out.with_suffix(".png"), rows, title=f"hay-l5pc, {args.sim_ms:g} ms of activity per cell")
     print(f"wrote {out} and {png}")
