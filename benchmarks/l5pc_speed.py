@@ -93,59 +93,57 @@ def neuron_run(cell_dict: dict, n: int, sim_ms: float, seed: int, workers: int) 
             "events": sum(sum(r["events"]) for r in res), "measured": True}
 
 
-def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int,
-                      threads: int, repeats: int, start=None, mode: str = "step") -> dict:
-    """In a fresh process: encode the inputs (not timed), then time the streaming steps (``mode``
-    'step', as a network runs) or one pass over the whole input sequence ('sequence', as ``predict``
-    runs independent cells whose input is known in advance)."""
+def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int, repeats: int,
+                    mode: str = "step", device: str = "cpu", start=None) -> float:
+    """Encode the inputs (not timed, moved to ``device``), then the best of ``repeats`` wall times of
+    the streaming steps (``mode`` 'step', as a network runs) or of one pass over the whole input
+    sequence ('sequence', as ``predict`` runs independent cells whose input is known in advance).
+    On CUDA a first pass warms up the kernels and the clock is read after synchronising."""
     import torch
 
     from neurosurrogate.surrogate.model import SurrogateModel
 
-    torch.set_num_threads(threads)
+    dev = torch.device(device)
     model = SurrogateModel.load(model_dir)
     tables = _tables(cell_dict, indices, sim_ms, seed)
-    x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables]))
-    net = model.net.cpu().eval()
+    x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables])).to(dev)
+    net = model.net.to(dev).eval()
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     if start is not None:  # let every process start timing together
         start.wait()
     best = float("inf")
     with torch.no_grad():
-        for _ in range(repeats):
-            state = net.init_state(x.shape[0])
+        for _ in range(repeats + int(cuda)):
+            state = net.init_state(x.shape[0], dev)
+            sync()
             t = time.perf_counter()
             if mode == "sequence":
                 y, state = net(x, state)
             else:
                 for k in range(x.shape[1]):
                     y, state = net.step(x[:, k], state)
+            sync()
             best = min(best, time.perf_counter() - t)
-    return {"wall_s": best, "n": len(indices)}
+    return best
+
+
+def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int,
+                      threads: int, repeats: int, start=None, mode: str = "step") -> dict:
+    """In a fresh process with ``threads`` torch threads: :func:`_time_surrogate` on the CPU."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return {"wall_s": _time_surrogate(model_dir, cell_dict, indices, sim_ms, seed, repeats, mode, "cpu", start),
+            "n": len(indices)}
 
 
 def surrogate_cuda_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, repeats: int) -> dict:
-    """The streaming steps of N cells as one batch on the CUDA device (in this process; inputs
-    moved to the device before timing; torch.cuda.synchronize() before reading the clock)."""
+    """The streaming steps of N cells as one batch on the CUDA device, in this process."""
     import torch
 
-    from neurosurrogate.surrogate.model import SurrogateModel
-
-    model = SurrogateModel.load(model_dir)
-    tables = _tables(cell_dict, list(range(n)), sim_ms, seed)
-    dev = torch.device("cuda")
-    x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables])).to(dev)
-    net = model.net.to(dev).eval()
-    best = float("inf")
-    with torch.no_grad():
-        for _ in range(repeats + 1):  # the first pass warms up the kernels
-            state = net.init_state(x.shape[0], dev)
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            for k in range(x.shape[1]):
-                y, state = net.step(x[:, k], state)
-            torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t)
-    return {"n_cells": n, "wall_s": best, "device": torch.cuda.get_device_name(0), "measured": True}
+    wall = _time_surrogate(model_dir, cell_dict, list(range(n)), sim_ms, seed, repeats, "step", "cuda")
+    return {"n_cells": n, "wall_s": wall, "device": torch.cuda.get_device_name(0), "measured": True}
 
 
 def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, procs: int, threads: int,
