@@ -116,6 +116,16 @@ def cmd_build_mechanisms(args) -> int:
     t = time.perf_counter()
     folder = build_mechanisms(force=args.force, verbose=args.verbose)
     print(f"mechanisms {mechanisms_key()} ready in {folder} ({time.perf_counter() - t:.1f} s)")
+    from neurosurrogate.surrogate.fast import KernelBuildError, build_kernel
+
+    t = time.perf_counter()
+    try:
+        lib = build_kernel(force=args.force)
+    except KernelBuildError as exc:  # optional: the surrogates then step with PyTorch
+        print(f"warning: fused GRU step not built, surrogates will step with PyTorch (slower): {exc}",
+              file=sys.stderr)
+    else:
+        print(f"fused GRU step ready in {lib.parent} ({time.perf_counter() - t:.1f} s)")
     return 0
 
 
@@ -266,9 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    q = sub.add_parser("build-mechanisms", help="compile the project's NEURON .mod files (cached)",
+    q = sub.add_parser("build-mechanisms", help="compile the project's NEURON .mod files and the fused "
+                       "surrogate step (cached)",
                        description="Compile the NMODL mechanisms with nrnivmodl into a cache keyed by "
-                       "the mod files' hash and the NEURON version.")
+                       "the mod files' hash and the NEURON version, and the C kernel of the GRU surrogate's "
+                       "streaming step (neurosurrogate.surrogate.fast) with the system C compiler into a cache "
+                       "keyed by its source, the compiler and the CPU. Without a C compiler the surrogates "
+                       "step with PyTorch (a warning says so).")
     q.add_argument("--force", action="store_true", help="rebuild even if cached")
     q.add_argument("--verbose", action="store_true", help="show nrnivmodl output")
     q.set_defaults(func=cmd_build_mechanisms)

@@ -24,18 +24,14 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from neurosurrogate.cache import cache_root
+
 MOD_DIR = Path(__file__).parent / "mechanisms"
 _LOADED: set[str] = set()
 
 
 class MechanismBuildError(RuntimeError):
     """nrnivmodl failed or its output library is missing."""
-
-
-def cache_root() -> Path:
-    """Root folder of the neurosurrogate cache (env ``NEUROSURROGATE_CACHE``)."""
-    env = os.environ.get("NEUROSURROGATE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "neurosurrogate"
 
 
 def neuron_version() -> str:

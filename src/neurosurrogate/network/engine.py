@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from neurosurrogate.network.circuit import Circuit, CircuitRun
+from neurosurrogate.surrogate.fast import tune_malloc
 from neurosurrogate.surrogate.model import SurrogateModel
 
 __all__ = ["simulate", "EngineError"]
@@ -43,33 +44,6 @@ class EngineError(ValueError):
 
 
 _MODELS: dict[str, SurrogateModel] = {}
-_MALLOC_TUNED = False
-
-
-def _tune_malloc() -> None:
-    """Keep freed memory in glibc's heap instead of returning it to the OS at once.
-
-    Each millisecond allocates and frees the same few multi-MB temporaries (gate
-    activations of thousands of cells). With glibc's defaults, and much more so under
-    Dask's worker default ``MALLOC_TRIM_THRESHOLD_=65536``, every one of them is a fresh
-    ``mmap`` whose pages fault in again: measured here, a 100-circuit chunk spent 2.1 s
-    in the kernel (0.3 s after this call), and Dask workers ran 4x slower. Raising
-    the mmap and trim thresholds (``mallopt``) fixes both; elsewhere this does nothing.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    try:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # the largest value glibc accepts
-        libc.mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 def _model(name: str) -> SurrogateModel:
@@ -131,7 +105,7 @@ def simulate(
     circuits = [circuits] if single else list(circuits)
     if not circuits:
         return []
-    _tune_malloc()
+    tune_malloc()
     for i, c in enumerate(circuits):
         if not isinstance(c, Circuit):
             raise TypeError(f"circuits[{i}] must be a Circuit, got {type(c).__name__}")

@@ -1,8 +1,18 @@
 """Stacked GRU surrogate without voltage feedback (the project's default).
 
-    z_t = ReLU(W_in x_t + b_in)                      (input projection, H units)
+    u_t = W_in x_t                                    (input projection, H channels)
+    s^k_t = a_k * s^k_{t-1} + u_t,  k = 1..K          (optional input traces, a_k = exp(-1 ms / tau_k))
+    z_t = ReLU(u_t + b_in + sum_k m_k * s^k_t)        (* elementwise per channel)
     h^l_t = GRU^l(h^{l-1}_t, h^l_{t-1}),  l = 1..L   (h^0_t = z_t)
     y_t = W_out h^L_t + b_out                         (voltage, spike logit, offset, extras)
+
+The traces (``traces`` = K > 0) are a linear filter bank in front of the GRU: each of the H
+projected input channels is low-pass filtered with K learned time constants (initialised
+log-spaced over 2-60 ms) and mixed with learned weights m_k (initialised 0, so training starts
+from the plain GRU). Synaptic input arrives as impulses (one bin per event onset); the traces hand
+the GRU the postsynaptic potentials' smooth time course at several scales instead of making it
+learn them, which a cell with hundreds of synapses at different electrotonic distances needs.
+Streaming they cost 4 K H flops per cell-step; over a sequence they are one FFT convolution.
 
 With ``dropout`` > 0, training drops units of z and of the output of every GRU layer but the last
 (inverted dropout; a regulariser when data are scarce); streaming inference (eval mode) is unchanged.
@@ -15,39 +25,88 @@ from its resting state.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
+from neurosurrogate.surrogate import fast
 from neurosurrogate.surrogate.base import State, Surrogate, register
 
 
 @register("gru")
 class GRUSurrogate(Surrogate):
     """Args: n_in, n_out; hidden (units per layer, default 64); layers (default 2); dropout
-    (training-time dropout probability of the input projection and between GRU layers, default 0)."""
+    (training-time dropout probability of the input projection and between GRU layers, default 0);
+    traces (input traces per channel, default 0: none).
 
-    def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0) -> None:
-        extra = {"dropout": float(dropout)} if dropout else {}  # model files without it load unchanged
+    On the CPU in eval mode without autograd, :meth:`step` runs the compiled fused kernel of
+    :mod:`neurosurrogate.surrogate.fast` (same results to float32 rounding, several times faster
+    for tens of cells); otherwise PyTorch."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
+                 traces: int = 0) -> None:
+        extra = {"dropout": float(dropout)} if dropout else {}  # model files without them load unchanged
+        if traces:
+            extra["traces"] = int(traces)
         super().__init__(n_in, n_out, hidden=hidden, layers=layers, **extra)
         if hidden < 1 or layers < 1:
             raise ValueError(f"hidden and layers must be >= 1, got {hidden}, {layers}")
+        if traces < 0 or int(traces) != traces:
+            raise ValueError(f"traces must be a non-negative integer, got {traces}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.hidden, self.layers = hidden, layers
         self.inp = nn.Linear(n_in, hidden)
+        self.traces = int(traces)
+        if self.traces:
+            tau0 = torch.logspace(math.log10(2.0), math.log10(60.0), self.traces) if traces > 1 else torch.tensor([10.0])
+            self.log_tau = nn.Parameter(tau0.log()[:, None].repeat(1, hidden))  # (K, H), tau in ms
+            self.mix = nn.Parameter(torch.zeros(self.traces, hidden))  # (K, H)
         self.drop = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, n_out)
+        self._fused: fast.FusedGRU | None = None  # the compiled step's weights (built on first use)
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
+        """(h,) of shape (L, B, H); with traces (h, s), s of shape (K, B, H): zeros."""
         ref = self._ref()
-        return (torch.zeros(self.layers, batch, self.hidden, device=device or ref.device, dtype=dtype or ref.dtype),)
+        kw = dict(device=device or ref.device, dtype=dtype or ref.dtype)
+        h = torch.zeros(self.layers, batch, self.hidden, **kw)
+        return (h, torch.zeros(self.traces, batch, self.hidden, **kw)) if self.traces else (h,)
+
+    def _input(self, x: Tensor, s: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """z before dropout, and the new traces. x: (B, n_in) with s (K, B, H), or (B, T, n_in)
+        with s the traces before the sequence; returns the traces after its last step."""
+        if not self.traces:
+            return torch.relu(self.inp(x)), None
+        u = nn.functional.linear(x, self.inp.weight)
+        tau = self.log_tau.exp()  # (K, H), ms
+        if x.dim() == 2:
+            s = torch.exp(-1.0 / tau)[:, None] * s + u
+            return torch.relu(u + self.inp.bias + (self.mix[:, None] * s).sum(0)), s
+        T = x.shape[1]
+        t = torch.arange(T, device=x.device, dtype=x.dtype)
+        kern = torch.exp(-t[None, :, None] / tau[:, None, :])  # (K, T, H): impulse response a^t
+        n = 1 << (2 * T - 1).bit_length()
+        st = torch.fft.irfft(torch.fft.rfft(u, n, dim=1)[None] * torch.fft.rfft(kern, n, dim=1)[:, None], n, dim=2)
+        st = st[:, :, :T] + torch.exp(-(t[None, :, None] + 1) / tau[:, None, :])[:, None] * s[:, :, None]  # (K,B,T,H)
+        z = torch.relu(u + self.inp.bias + (self.mix[:, None, None] * st).sum(0))
+        return z, st[:, :, -1]
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        h = state[0]
+        if (not self.training and x_t.device.type == "cpu" and x_t.dtype == torch.float32
+                and h.dtype == torch.float32 and fast.supported(self.hidden) and not torch.is_grad_enabled()):
+            lib = fast.load_kernel()  # None if disabled or no compiler
+            if lib is not None:
+                if self._fused is None or not self._fused.matches():
+                    self._fused = fast.FusedGRU(self)
+                return self._fused.step(lib, x_t, state)
         # one GRU cell call per layer: the same arithmetic as nn.GRU on a sequence of length 1
         # without its per-call set-up (~30 % faster for one cell, ~10 % for tens of cells on CPU)
-        z = self.drop(torch.relu(self.inp(x_t)))
-        h = state[0]
+        z, s = self._input(x_t, state[1] if self.traces else None)
+        z = self.drop(z)
         hs = []
         for layer in range(self.layers):
             if layer and self.training and self.gru.dropout:
@@ -56,16 +115,17 @@ class GRUSurrogate(Surrogate):
                                getattr(self.gru, f"weight_hh_l{layer}"), getattr(self.gru, f"bias_ih_l{layer}"),
                                getattr(self.gru, f"bias_hh_l{layer}"))
             hs.append(z)
-        return self.head(z), (torch.stack(hs),)
+        h = torch.stack(hs)
+        return self.head(z), ((h, s) if self.traces else (h,))
 
     def forward(self, x_seq: Tensor, state: State | None = None, v_teacher: Tensor | None = None):
         if state is None:
             state = self.init_state(x_seq.shape[0], x_seq.device, x_seq.dtype)
-        z = self.drop(torch.relu(self.inp(x_seq)))
-        out, h = self.gru(z, state[0])
-        return self.head(out), (h,)
+        z, s = self._input(x_seq, state[1] if self.traces else None)
+        out, h = self.gru(self.drop(z), state[0])
+        return self.head(out), ((h, s) if self.traces else (h,))
 
     def flops_per_step(self) -> int:
         H, L, n_in = self.hidden, self.layers, self.n_in
         gru = L * 3 * (H * H + H * H)  # input and recurrent matrices of 3 gates
-        return 2 * (n_in * H + gru + H * self.n_out)
+        return 2 * (n_in * H + gru + H * self.n_out + 2 * self.traces * H)

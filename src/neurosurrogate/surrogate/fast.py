@@ -1,0 +1,232 @@
+"""A compiled, fused streaming step for the GRU surrogate on the CPU.
+
+At the sizes a network simulation or a parameter sweep runs per process (tens of cells), one
+PyTorch step of the 2 x 64 GRU is ~30 small operations, and their dispatch costs more than their
+arithmetic (~115 us for 25 cells here, of which the arithmetic is a third). The C kernel
+``kernels/gru_step.c`` does the same step in one call: the input projection touches only the
+non-zero inputs (synaptic input is sparse), cells are processed in blocks that share weight loads,
+and exp/tanh are vectorised.
+
+The kernel is compiled on first use with the system C compiler (``$CC``, default ``cc``;
+``-O3 -march=native``) into ``$NEUROSURROGATE_CACHE/kernels/<key>/``, where the key hashes the
+source, the compiler's version and this CPU's instruction-set flags; ``neurosurrogate
+build-mechanisms`` builds it too. Without a compiler, or with ``NEUROSURROGATE_FAST_STEP=0``,
+:meth:`GRUSurrogate.step` keeps using PyTorch (same results to float32 rounding, slower).
+
+Used only where it computes exactly what PyTorch would: eval mode, no autograd, float32,
+contiguous CPU tensors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neurosurrogate.cache import cache_root
+
+SOURCE = Path(__file__).parent / "kernels" / "gru_step.c"
+MAX_HIDDEN = 256  # MAXH of the kernel; hidden must also be a multiple of 16 (JB = 48 divides 3 H)
+_LIB: ctypes.CDLL | None = None
+_FAILED: str | None = None  # why the kernel is unavailable (reported once)
+_MALLOC_TUNED = False
+
+
+class KernelBuildError(RuntimeError):
+    """The C compiler failed or is missing."""
+
+
+def enabled() -> bool:
+    """False when ``NEUROSURROGATE_FAST_STEP`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get("NEUROSURROGATE_FAST_STEP", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC", "cc")
+    found = shutil.which(cc)
+    if not found:
+        raise KernelBuildError(f"no C compiler: {cc!r} not found (set CC, or NEUROSURROGATE_FAST_STEP=0)")
+    return found
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def kernel_key(cc: str) -> str:
+    """Hash of the kernel source, compiler version and CPU flags (16 hex chars): ``-march=native``
+    code must never run on another CPU sharing the cache."""
+    h = hashlib.sha256(SOURCE.read_bytes())
+    ver = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    for part in (ver, _cpu_flags(), platform.machine()):
+        h.update(part.encode())
+    return h.hexdigest()[:16]
+
+
+def build_kernel(force: bool = False) -> Path:
+    """Compile the kernel into the cache unless it is there; returns the shared library's path.
+
+    Concurrent callers wait on a file lock; the library is built in a temporary folder and renamed
+    into place, so an interrupted build leaves nothing half-written.
+
+    Raises:
+        KernelBuildError: no compiler, or compilation failed (its output in the message).
+    """
+    cc = _compiler()
+    key = kernel_key(cc)
+    root = cache_root() / "kernels"
+    root.mkdir(parents=True, exist_ok=True)
+    lib = root / key / "libnsgru.so"
+    with open(root / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.exists() and not force:
+            return lib
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        try:
+            obj = tmp / "gru_step.o"
+            # -ffast-math for the vectorised expf/tanhf (glibc libmvec) when compiling only: linking
+            # with it would add crtfastmath, which switches the whole process to flush-to-zero
+            steps = ([cc, "-O3", "-march=native", "-ffast-math", "-fPIC", "-c", str(SOURCE), "-o", str(obj)],
+                     [cc, "-shared", str(obj), "-o", str(tmp / lib.name), "-lm"])
+            for cmd in steps:
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise KernelBuildError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
+                                           f"{(proc.stdout + proc.stderr)[-2000:]}")
+            if lib.parent.exists():
+                shutil.rmtree(lib.parent)
+            os.replace(tmp, lib.parent)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return lib
+
+
+def load_kernel() -> ctypes.CDLL | None:
+    """The compiled kernel (built on first call), or None if disabled or unavailable (a warning
+    says why, once per process)."""
+    global _LIB, _FAILED
+    if _LIB is not None or not enabled():
+        return _LIB if enabled() else None
+    if _FAILED is not None:
+        return None
+    try:
+        lib = ctypes.CDLL(str(build_kernel()))
+    except (KernelBuildError, OSError) as exc:
+        _FAILED = str(exc)
+        warnings.warn(f"fused GRU step unavailable, using PyTorch (slower): {exc}", RuntimeWarning, stacklevel=3)
+        return None
+    fn = lib.ns_gru_step
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 6
+    _LIB = lib
+    return lib
+
+
+def supported(hidden: int) -> bool:
+    """Whether the kernel handles GRU layers of ``hidden`` units."""
+    return 1 <= hidden <= MAX_HIDDEN and hidden % 16 == 0
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int) for k in ("n_in", "H", "L", "n_out", "K")] + [
+        (k, ctypes.c_void_p) for k in ("win_t", "b_in", "wih_t", "whh_t", "bih", "bhh", "wout", "b_out", "a", "m")]
+
+
+def tune_malloc() -> None:
+    """Keep freed memory in glibc's heap instead of returning it to the OS at once.
+
+    Each millisecond allocates and frees the same few temporaries (the new state: 256 kB for 500
+    cells; multi-MB gate activations for thousands of cells in PyTorch). With glibc's defaults, and
+    much more so under Dask's worker default ``MALLOC_TRIM_THRESHOLD_=65536``, every one of them is
+    a fresh ``mmap`` whose pages fault in again: measured here, a 100-circuit chunk spent 2.1 s in
+    the kernel (0.3 s after this call), and Dask workers ran 4x slower. Raising the mmap and trim
+    thresholds (``mallopt``) fixes both; elsewhere this does nothing.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # the largest value glibc accepts
+        libc.mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+class FusedGRU:
+    """The weights of one GRU surrogate in the kernel's layouts, and its step.
+
+    Built from the module's parameters; :meth:`matches` tells whether they changed since.
+    """
+
+    def __init__(self, net) -> None:
+        gru = net.gru
+        self.H, self.L, self.n_in, self.n_out = net.hidden, net.layers, net.n_in, net.n_out
+        self._params = list(net.parameters())
+        self._versions = self._now()
+        f32 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
+        self.win_t = f32(net.inp.weight.T)
+        self.b_in = f32(net.inp.bias)
+        self.wih_t = np.stack([f32(getattr(gru, f"weight_ih_l{k}").T) for k in range(self.L)])
+        self.whh_t = np.stack([f32(getattr(gru, f"weight_hh_l{k}").T) for k in range(self.L)])
+        self.bih = np.stack([f32(getattr(gru, f"bias_ih_l{k}")) for k in range(self.L)])
+        self.bhh = np.stack([f32(getattr(gru, f"bias_hh_l{k}")) for k in range(self.L)])
+        self.wout = f32(net.head.weight)
+        self.b_out = f32(net.head.bias)
+        self.K = net.traces
+        if self.K:  # decay per ms and mixing weights of the input traces
+            self.a = f32(torch.exp(-1.0 / net.log_tau.detach().exp()))
+            self.m = f32(net.mix)
+        else:
+            self.a = self.m = np.zeros((1, self.H), np.float32)  # not read
+        arrays = (self.win_t, self.b_in, self.wih_t, self.whh_t, self.bih, self.bhh, self.wout, self.b_out, self.a,
+                  self.m)
+        self._model = _Model(self.n_in, self.H, self.L, self.n_out, self.K, *(a.ctypes.data for a in arrays))
+        self._ref = ctypes.byref(self._model)
+        tune_malloc()
+
+    def _now(self) -> tuple:
+        return tuple((p._version, p.data_ptr()) for p in self._params)
+
+    def matches(self) -> bool:
+        """Whether the module's parameters are unchanged since they were copied (in-place updates,
+        ``load_state_dict`` and optimiser steps bump their version counters)."""
+        return self._versions == self._now()
+
+    def step(self, lib: ctypes.CDLL, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """x: (n, n_in) float32 CPU; state (h,) or, with traces, (h, s) as GRUSurrogate.init_state
+        -> y (n, n_out), the new state."""
+        x, h = x.contiguous(), state[0].contiguous()  # bound to names: alive during the call
+        h_out = torch.empty_like(h)
+        y = x.new_empty((x.shape[0], self.n_out))
+        if self.K:
+            s = state[1].contiguous()
+            s_out = torch.empty_like(s)
+            s_ptr, s_out_ptr = s.data_ptr(), s_out.data_ptr()
+        else:
+            s_ptr = s_out_ptr = None
+        if lib.ns_gru_step(self._ref, x.shape[0], x.data_ptr(), h.data_ptr(), h_out.data_ptr(), s_ptr,
+                           s_out_ptr, y.data_ptr()):
+            raise RuntimeError(f"ns_gru_step refused hidden = {self.H}")
+        return y, ((h_out, s_out) if self.K else (h_out,))
