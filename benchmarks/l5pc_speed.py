@@ -11,7 +11,9 @@ time of ``--sim-ms`` (default 100 ms) of activity:
     steady state (once per process) is excluded and reported separately. Larger N are
     **extrapolated** linearly from N = 50 (labelled so in the table, JSON and plot).
   * The surrogate: N cells as one batch, streaming ``step`` once per ms (as a network
-    simulation calls it), input features precomputed (not timed), best of ``--repeats``; split
+    simulation calls it; the compiled fused step of ``neurosurrogate.surrogate.fast`` where a C
+    compiler exists, and again with PyTorch's operations: rows "PyTorch step"), input features
+    precomputed (not timed), best of ``--repeats``; split
     over ``--procs`` spawned processes with ``--threads`` torch threads each (default 2 x 1:
     one thread per process is usually fastest here). ``--model`` takes a trained model folder;
     without it an **untrained** model of the architecture in ``configs/hay-l5pc.toml`` is timed
@@ -94,11 +96,13 @@ def neuron_run(cell_dict: dict, n: int, sim_ms: float, seed: int, workers: int) 
 
 
 def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int, repeats: int,
-                    mode: str = "step", device: str = "cpu", start=None) -> float:
+                    mode: str = "step", device: str = "cpu", start=None) -> tuple[float, str]:
     """Encode the inputs (not timed, moved to ``device``), then the best of ``repeats`` wall times of
     the streaming steps (``mode`` 'step', as a network runs) or of one pass over the whole input
     sequence ('sequence', as ``predict`` runs independent cells whose input is known in advance).
-    On CUDA a first pass warms up the kernels and the clock is read after synchronising."""
+    One untimed step comes first (kernel loading, weight layout); on CUDA a first pass warms up
+    the kernels and the clock is read after synchronising.
+    Returns the wall time (s) and which implementation stepped ('fused C kernel' or 'PyTorch')."""
     import torch
 
     from neurosurrogate.surrogate.model import SurrogateModel
@@ -110,6 +114,8 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
     net = model.net.to(dev).eval()
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    with torch.no_grad():  # untimed: loads the fused kernel and copies the weights into its layout
+        net.step(x[:, 0], net.init_state(x.shape[0], dev))
     if start is not None:  # let every process start timing together
         start.wait()
     best = float("inf")
@@ -125,24 +131,29 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
                     y, state = net.step(x[:, k], state)
             sync()
             best = min(best, time.perf_counter() - t)
-    return best
+    impl = "fused C kernel" if mode == "step" and getattr(net, "_fused", None) is not None else "PyTorch"
+    return best, impl
 
 
 def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_ms: float, seed: int,
                       threads: int, repeats: int, start=None, mode: str = "step") -> dict:
-    """In a fresh process with ``threads`` torch threads: :func:`_time_surrogate` on the CPU."""
+    """In a fresh process with ``threads`` torch threads: :func:`_time_surrogate` on the CPU. Mode
+    'step-torch' is 'step' with the fused kernel switched off (PyTorch's operations)."""
+    if mode == "step-torch":
+        os.environ["NEUROSURROGATE_FAST_STEP"] = "0"
     import torch
 
     torch.set_num_threads(threads)
-    return {"wall_s": _time_surrogate(model_dir, cell_dict, indices, sim_ms, seed, repeats, mode, "cpu", start),
-            "n": len(indices)}
+    wall, impl = _time_surrogate(model_dir, cell_dict, indices, sim_ms, seed, repeats, mode.split("-")[0], "cpu",
+                                 start)
+    return {"wall_s": wall, "n": len(indices), "implementation": impl}
 
 
 def surrogate_cuda_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, repeats: int) -> dict:
     """The streaming steps of N cells as one batch on the CUDA device, in this process."""
     import torch
 
-    wall = _time_surrogate(model_dir, cell_dict, list(range(n)), sim_ms, seed, repeats, "step", "cuda")
+    wall, _ = _time_surrogate(model_dir, cell_dict, list(range(n)), sim_ms, seed, repeats, "step", "cuda")
     return {"n_cells": n, "wall_s": wall, "device": torch.cuda.get_device_name(0), "measured": True}
 
 
@@ -157,7 +168,8 @@ def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: 
                                 [sim_ms] * len(chunks), [seed] * len(chunks), [threads] * len(chunks),
                                 [repeats] * len(chunks), [start] * len(chunks), [mode] * len(chunks)))
     return {"n_cells": n, "wall_s": max(r["wall_s"] for r in res), "processes": len(chunks),
-            "threads_per_process": threads, "mode": mode, "measured": True}
+            "threads_per_process": threads, "mode": mode, "implementation": res[0]["implementation"],
+            "measured": True}
 
 
 def untrained_model(cell, folder: Path) -> Path:
@@ -246,6 +258,12 @@ def main() -> None:
                                args.threads, args.repeats)
         print(f"surrogate N={n}: {sur[n]['wall_s']:.4f} s", flush=True)
 
+    pt = {}  # the same streaming steps with PyTorch's operations (what runs without a C compiler)
+    for n in cells:
+        pt[n] = surrogate_run(model_dir, cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.procs,
+                              args.threads, args.repeats, mode="step-torch")
+        print(f"surrogate N={n}, PyTorch step: {pt[n]['wall_s']:.4f} s", flush=True)
+
     seq = {}  # independent cells with known input: one pass over the sequence (how `predict` runs)
     for n in cells:
         seq[n] = surrogate_run(model_dir, cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.procs,
@@ -263,7 +281,7 @@ def main() -> None:
     # --- table, record, plot ----------------------------------------------------------------------
     rate = lambda r: r["n_cells"] * args.sim_ms / r["wall_s"]  # noqa: E731  cell-ms per wall s
     print(f"\n{args.sim_ms:g} ms of activity per cell; {label}; {arch['arch']} {arch['arch_params']}, "
-          f"{arch['flops_per_step']:,} FLOPs per cell-step")
+          f"{arch['flops_per_step']:,} FLOPs per cell-step; streaming rows: {sur[cells[0]]['implementation']}")
     print("| cells | NEURON wall s | NEURON cell-ms/s | surrogate wall s | surrogate cell-ms/s | ratio (wall) |")
     print("|---|---|---|---|---|---|")
     for n in cells:
@@ -271,6 +289,11 @@ def main() -> None:
         tag = "" if a["measured"] else " (extrapolated)"
         print(f"| {n:,} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {b['wall_s']:.4f} | {rate(b):,.0f} | "
               f"{a['wall_s'] / b['wall_s']:,.0f}x |")
+    for n in cells:
+        a, q = neuron[n], pt[n]
+        tag = "" if a["measured"] else " (extrapolated)"
+        print(f"| {n:,}, PyTorch step | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {q['wall_s']:.4f} | "
+              f"{rate(q):,.0f} | {a['wall_s'] / q['wall_s']:,.0f}x |")
     for n in cells:
         a, q = neuron[n], seq[n]
         tag = "" if a["measured"] else " (extrapolated)"
@@ -285,6 +308,8 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model or UNTRAINED, "label": label, **arch,
               "neuron": [neuron[n] for n in sorted(neuron)], "surrogate": [sur[n] for n in cells],
               "ratio_wall": {str(n): neuron[n]["wall_s"] / sur[n]["wall_s"] for n in cells},
+              "surrogate_step_pytorch": [pt[n] for n in cells],
+              "ratio_wall_step_pytorch": {str(n): neuron[n]["wall_s"] / pt[n]["wall_s"] for n in cells},
               "surrogate_sequence": [seq[n] for n in cells],
               "ratio_wall_sequence": {str(n): neuron[n]["wall_s"] / seq[n]["wall_s"] for n in cells},
               "surrogate_cuda": [gpu[n] for n in cells if n in gpu],
@@ -297,7 +322,9 @@ def main() -> None:
     keys = ("n_cells", "wall_s", "measured")
     rows = [{"simulator": f"NEURON ({args.neuron_workers} processes for N > 1)", **{k: neuron[n][k] for k in keys}}
             for n in cells]
-    rows += [{"simulator": label, **{k: sur[n][k] for k in keys}} for n in cells]
+    rows += [{"simulator": f"{label}, streaming ({sur[cells[0]]['implementation']})", **{k: sur[n][k] for k in keys}}
+             for n in cells]
+    rows += [{"simulator": f"{label}, streaming (PyTorch step)", **{k: pt[n][k] for k in keys}} for n in cells]
     rows += [{"simulator": f"{label}, whole sequence (predict)", **{k: seq[n][k] for k in keys}} for n in cells]
     rows += [{"simulator": f"{label} on {gpu[n]['device']}", **{k: gpu[n][k] for k in keys}} for n in gpu]
     png = plot_speed_vs_n(out.with_suffix(".png"), rows, title=f"hay-l5pc, {args.sim_ms:g} ms of activity per cell")

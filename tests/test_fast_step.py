@@ -202,3 +202,19 @@ def test_fused_step_takes_non_contiguous_inputs(monkeypatch):
         y_t, _ = net.step(x, net.init_state(5))
     assert net._fused is not None
     torch.testing.assert_close(y_f, y_t, atol=2e-5, rtol=1e-4)
+
+
+@needs_kernel
+def test_copies_and_pickles_leave_the_kernel_cache_behind(monkeypatch):
+    import copy
+    import pickle
+
+    net = build("gru", 12, 4, hidden=16, layers=1).eval()
+    x = sparse_inputs(3, 2, 12, p=0.5)
+    y, _ = run_steps(net, x, True, monkeypatch)
+    assert net._fused is not None
+    for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert other._fused is None
+        y2, _ = run_steps(other, x, True, monkeypatch)
+        torch.testing.assert_close(y2, y)
+        assert other._fused is not None and other._fused is not net._fused

@@ -68,6 +68,12 @@ class GRUSurrogate(Surrogate):
         self.head = nn.Linear(hidden, n_out)
         self._fused: fast.FusedGRU | None = None  # the compiled step's weights (built on first use)
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the compiled step's weight cache behind (rebuilt on use)."""
+        state = dict(self.__dict__)
+        state["_fused"] = None
+        return state
+
     def init_state(self, batch: int, device=None, dtype=None) -> State:
         """(h,) of shape (L, B, H); with traces (h, s), s of shape (K, B, H): zeros."""
         ref = self._ref()
