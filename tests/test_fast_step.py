@@ -47,7 +47,7 @@ def with_trained_traces(net):
 
 
 @needs_kernel
-@pytest.mark.parametrize("n", [1, 3, 4, 9])  # partial and whole blocks of 4 cells
+@pytest.mark.parametrize("n", [1, 4, 6, 13])  # partial and whole blocks of 6 cells
 @pytest.mark.parametrize("hidden,layers,traces", [(64, 2, 0), (32, 3, 0), (16, 1, 0), (32, 2, 3), (16, 1, 1)])
 def test_fused_step_equals_pytorch(n, hidden, layers, traces, monkeypatch):
     torch.manual_seed(n)
