@@ -60,9 +60,19 @@ def test_fused_step_equals_pytorch(n, hidden, layers, traces, monkeypatch):
     assert len(st_f) == len(st_t) == (2 if traces else 1)
     for a, b in zip(st_f, st_t):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
-    with torch.no_grad():  # and the sequence forward (nn.GRU) that training uses
-        y_seq, _ = net(x.transpose(0, 1))
-    torch.testing.assert_close(y_f.transpose(0, 1), y_seq, atol=2e-5, rtol=1e-4)
+    xs = x.transpose(0, 1)  # (n, T, n_in)
+    for T in (37, 60):  # odd and even: the sequence kernel's final state ends in either buffer
+        with torch.no_grad():
+            y_seq_t, st_seq_t = net(xs[:, :T])  # nn.GRU (the switch is still off)
+            monkeypatch.setenv("NEUROSURROGATE_FAST_STEP", "1")
+            y_seq_f, st_seq_f = net(xs[:, :T])  # the sequence kernel
+            monkeypatch.setenv("NEUROSURROGATE_FAST_STEP", "0")
+        for y in (y_seq_t, y_seq_f):
+            torch.testing.assert_close(y_f.transpose(0, 1)[:, :T], y, atol=2e-5, rtol=1e-4)
+        for a, b in zip(st_seq_t, st_seq_f):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    for a, b in zip(st_seq_f, st_f):  # T = 60: the state after the whole input
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
 @needs_kernel

@@ -135,6 +135,9 @@ def load_kernel() -> ctypes.CDLL | None:
     fn = lib.ns_gru_step
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 6
+    fn = lib.ns_gru_sequence
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 6
     _LIB = lib
     return lib
 
@@ -230,3 +233,19 @@ class FusedGRU:
                            s_out_ptr, y.data_ptr()):
             raise RuntimeError(f"ns_gru_step refused hidden = {self.H}")
         return y, ((h_out, s_out) if self.K else (h_out,))
+
+    def sequence(self, lib: ctypes.CDLL, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """x: (n, T, n_in) float32 CPU -> y (n, T, n_out), the state after the last step: the steps
+        of :meth:`step` in one call (no Python between milliseconds)."""
+        x = x.contiguous()
+        n, T = x.shape[0], x.shape[1]
+        h = state[0].clone(memory_format=torch.contiguous_format)  # updated in place by the kernel
+        s = state[1].clone(memory_format=torch.contiguous_format) if self.K else None
+        y = x.new_empty((n, T, self.n_out))
+        h_tmp = torch.empty_like(h)
+        s_tmp = torch.empty_like(s) if self.K else None
+        ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+        if lib.ns_gru_sequence(self._ref, n, T, x.data_ptr(), h.data_ptr(), ptr(s), y.data_ptr(), h_tmp.data_ptr(),
+                               ptr(s_tmp)):
+            raise RuntimeError(f"ns_gru_sequence refused hidden = {self.H}")
+        return y, ((h, s) if self.K else (h,))

@@ -40,9 +40,9 @@ class GRUSurrogate(Surrogate):
     (training-time dropout probability of the input projection and between GRU layers, default 0);
     traces (input traces per channel, default 0: none).
 
-    On the CPU in eval mode without autograd, :meth:`step` runs the compiled fused kernel of
-    :mod:`neurosurrogate.surrogate.fast` (same results to float32 rounding, several times faster
-    for tens of cells); otherwise PyTorch."""
+    On the CPU in eval mode without autograd, :meth:`step` and :meth:`forward` run the compiled
+    fused kernel of :mod:`neurosurrogate.surrogate.fast` (same results to float32 rounding, several
+    times faster for tens of cells); otherwise (training, autograd, GPU, float64) PyTorch."""
 
     def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
                  traces: int = 0) -> None:
@@ -100,15 +100,22 @@ class GRUSurrogate(Surrogate):
         z = torch.relu(u + self.inp.bias + (self.mix[:, None, None] * st).sum(0))
         return z, st[:, :, -1]
 
+    def _kernel(self, x: Tensor, state: State):
+        """The compiled kernel if it computes what PyTorch would here (eval, no autograd, float32 on
+        the CPU), with the weights in its layout up to date; else None."""
+        if (self.training or x.device.type != "cpu" or x.dtype != torch.float32 or state[0].dtype != torch.float32
+                or torch.is_grad_enabled() or not fast.supported(self.hidden)):
+            return None
+        lib = fast.load_kernel()  # None if disabled or no compiler
+        if lib is not None and (self._fused is None or not self._fused.matches()):
+            self._fused = fast.FusedGRU(self)
+        return lib
+
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         h = state[0]
-        if (not self.training and x_t.device.type == "cpu" and x_t.dtype == torch.float32
-                and h.dtype == torch.float32 and fast.supported(self.hidden) and not torch.is_grad_enabled()):
-            lib = fast.load_kernel()  # None if disabled or no compiler
-            if lib is not None:
-                if self._fused is None or not self._fused.matches():
-                    self._fused = fast.FusedGRU(self)
-                return self._fused.step(lib, x_t, state)
+        lib = self._kernel(x_t, state)
+        if lib is not None:
+            return self._fused.step(lib, x_t, state)
         # one GRU cell call per layer: the same arithmetic as nn.GRU on a sequence of length 1
         # without its per-call set-up (~30 % faster for one cell, ~10 % for tens of cells on CPU)
         z, s = self._input(x_t, state[1] if self.traces else None)
@@ -127,6 +134,9 @@ class GRUSurrogate(Surrogate):
     def forward(self, x_seq: Tensor, state: State | None = None, v_teacher: Tensor | None = None):
         if state is None:
             state = self.init_state(x_seq.shape[0], x_seq.device, x_seq.dtype)
+        lib = self._kernel(x_seq, state)
+        if lib is not None:  # inference on the CPU: the fused steps in one call beat nn.GRU there
+            return self._fused.sequence(lib, x_seq, state)
         z, s = self._input(x_seq, state[1] if self.traces else None)
         out, h = self.gru(self.drop(z), state[0])
         return self.head(out), ((h, s) if self.traces else (h,))

@@ -58,8 +58,9 @@ struct ns_gru {
     const float *win_t, *b_in, *wih_t, *whh_t, *bih, *bhh, *wout, *b_out, *a, *m;
 };
 
-int ns_gru_step(const struct ns_gru *M, int n, const float *x, const float *h_in, float *h_out,
-                const float *s_in, float *s_out, float *y)
+/* One step; row c of the input is x + c * ldx, of the output y + c * ldy. */
+static int step_strided(const struct ns_gru *M, int n, const float *x, size_t ldx, const float *h_in, float *h_out,
+                        const float *s_in, float *s_out, float *y, size_t ldy)
 {
     const int n_in = M->n_in, H = M->H, L = M->L, n_out = M->n_out, K = M->K;
     const float *win_t = M->win_t, *b_in = M->b_in, *wih_t = M->wih_t, *whh_t = M->whh_t, *bih = M->bih,
@@ -78,7 +79,7 @@ int ns_gru_step(const struct ns_gru *M, int n, const float *x, const float *h_in
             }
             float u[MAXH];
             for (int j = 0; j < H; j++) u[j] = 0.0f;
-            const float *xc = x + (size_t)(c0 + b) * n_in;
+            const float *xc = x + (size_t)(c0 + b) * ldx;
             for (int i = 0; i < n_in; i++) {
                 const float v = xc[i];
                 if (v != 0.0f) {
@@ -120,7 +121,7 @@ int ns_gru_step(const struct ns_gru *M, int n, const float *x, const float *h_in
             }
         }
         for (int b = 0; b < nb; b++) {
-            float *yc = y + (size_t)(c0 + b) * n_out;
+            float *yc = y + (size_t)(c0 + b) * ldy;
             for (int o = 0; o < n_out; o++) {
                 const float *w = wout + (size_t)o * H;
                 float acc = b_out[o];
@@ -128,6 +129,32 @@ int ns_gru_step(const struct ns_gru *M, int n, const float *x, const float *h_in
                 yc[o] = acc;
             }
         }
+    }
+    return 0;
+}
+
+int ns_gru_step(const struct ns_gru *M, int n, const float *x, const float *h_in, float *h_out,
+                const float *s_in, float *s_out, float *y)
+{
+    return step_strided(M, n, x, (size_t)M->n_in, h_in, h_out, s_in, s_out, y, (size_t)M->n_out);
+}
+
+/* T steps of n cells: x (n, T, n_in), y (n, T, n_out). The state (h (L, n, H), s (K, n, H)) is read
+ * and replaced by the state after the last step; h_tmp, s_tmp are scratch of the same sizes. */
+int ns_gru_sequence(const struct ns_gru *M, int n, int T, const float *x, float *h, float *s, float *y,
+                    float *h_tmp, float *s_tmp)
+{
+    float *hc = h, *hn = h_tmp, *sc = s, *sn = s_tmp;
+    for (int t = 0; t < T; t++) {
+        int rc = step_strided(M, n, x + (size_t)t * M->n_in, (size_t)T * M->n_in, hc, hn, sc, sn,
+                              y + (size_t)t * M->n_out, (size_t)T * M->n_out);
+        if (rc) return rc;
+        float *tmp = hc; hc = hn; hn = tmp;
+        tmp = sc; sc = sn; sn = tmp;
+    }
+    if (hc != h) { /* odd T: the final state is in the scratch buffers */
+        memcpy(h, hc, (size_t)M->L * n * M->H * sizeof(float));
+        if (M->K) memcpy(s, sc, (size_t)M->K * n * M->H * sizeof(float));
     }
     return 0;
 }
