@@ -55,6 +55,15 @@ def test_resume_gives_identical_weights(small_data, tmp_path):
         train(dataclasses.replace(cfg_b, lr=1e-2), progress=False, log=lambda *x: None)
 
 
+def test_rest_warmup_goes_into_the_card(small_data, tmp_path):
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    train(_cfg(small_data, tmp_path / "w", max_steps=4, rest_warmup_ms=300), progress=False, log=lambda *x: None)
+    m = SurrogateModel.load(tmp_path / "w" / "model")
+    assert m.card["rest_warmup_ms"] == 300 and m.card["train_config"]["rest_warmup_ms"] == 300
+    assert m.net._rest is not None and torch.count_nonzero(m.net.init_state(1)[0]) > 0
+
+
 def test_config_errors(small_data, tmp_path):
     tr, va, _ = small_data
     with pytest.raises(ValueError, match="both training and validation"):

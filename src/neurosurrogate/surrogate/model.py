@@ -406,7 +406,19 @@ class SurrogateModel:
         except (OSError, RuntimeError) as exc:
             raise ModelError(f"model {folder}: weights do not load ({exc})") from None
         net.eval()
-        return cls(net, enc, meta.get("card"))
+        model = cls(net, enc, meta.get("card"))
+        model.warm_rest()
+        return model
+
+    def warm_rest(self) -> None:
+        """Start from the resting state the card asks for: with ``card['rest_warmup_ms']`` > 0 (a
+        ``gru`` model), the state after that long without input from zeros, for every later
+        ``init_state`` in eval mode (predictions, networks); zeros otherwise."""
+        ms = int(self.card.get("rest_warmup_ms", 0) or 0)
+        if ms > 0:
+            if not hasattr(self.net, "set_rest_from_silence"):
+                raise ModelError(f"rest_warmup_ms: architecture {self.net.arch_name!r} has no warm rest state")
+            self.net.set_rest_from_silence(ms)
 
 
 def shipped_models() -> list[str]:

@@ -54,6 +54,11 @@ class TrainConfig:
         dend_weight, ica_weight: loss weights of the ``v_dend`` group (all sites; weight 1
             treats dendritic voltage like the soma voltage) and of ``ica``; ``current_weight``
             weighs ``ina``/``ik``.
+        rest_warmup_ms: if > 0, the trained model's card asks for a warmed-up resting state:
+            on loading, the model runs this long without input from its zero state and starts
+            every prediction and network from where that ends (its own fixed point) instead of
+            from zeros, which are not exactly its rest (``gru`` only). Training and validation
+            are unchanged (they start from zeros).
     """
 
     arch: str = "gru"
@@ -85,6 +90,7 @@ class TrainConfig:
     targets: tuple[str, ...] | None = None
     dend_weight: float = 1.0
     ica_weight: float = 0.1
+    rest_warmup_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -106,7 +112,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "threads",
-                     "dend_weight", "ica_weight"):
+                     "dend_weight", "ica_weight", "rest_warmup_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         if not self.train_data:
@@ -149,8 +155,8 @@ class TrainConfig:
         return d
 
     def key_dict(self) -> dict:
-        """:meth:`to_dict` without the fields added for extra targets while they have their
-        defaults, so that checkpoints written before those fields existed still resume."""
+        """:meth:`to_dict` without the fields added later (extra targets, warm rest) while they have
+        their defaults, so that checkpoints written before those fields existed still resume."""
         d = self.to_dict()
         for f in dataclasses.fields(self):
             if f.name in LATER_FIELDS and d[f.name] == f.default:
@@ -161,4 +167,4 @@ class TrainConfig:
 #: extra target names of ``TrainConfig.targets``
 TARGETS = ("ina", "ik", "v_dend", "ica")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
-LATER_FIELDS = ("targets", "dend_weight", "ica_weight")
+LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "rest_warmup_ms")

@@ -386,6 +386,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     for key, used in (("sites", enc.n_dend_sites > 0), ("ica_site", "ica" in enc.extra_names)):
         if used and train_ds[0].extra.get(key) is not None:  # where the dendritic / Ca outputs were recorded
             best_model.card[key] = train_ds[0].extra[key]
+    if cfg.rest_warmup_ms:  # predictions and networks start from the model's own rest (see TrainConfig)
+        best_model.card["rest_warmup_ms"] = int(cfg.rest_warmup_ms)
     best_model.save(out / "model")
     log(f"trained {cfg.arch} for {step} steps in {elapsed / 60:.1f} min; best validation loss {best:.5f}; "
         f"model in {out / 'model'}")

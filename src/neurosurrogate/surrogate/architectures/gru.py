@@ -67,6 +67,7 @@ class GRUSurrogate(Surrogate):
         self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, n_out)
         self._fused: fast.FusedGRU | None = None  # the compiled step's weights (built on first use)
+        self._rest: Tensor | None = None  # warmed-up resting h (L, H), see set_rest_from_silence
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave the compiled step's weight cache behind (rebuilt on use)."""
@@ -75,11 +76,31 @@ class GRUSurrogate(Surrogate):
         return state
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
-        """(h,) of shape (L, B, H); with traces (h, s), s of shape (K, B, H): zeros."""
+        """(h,) of shape (L, B, H); with traces (h, s), s of shape (K, B, H): zeros, or in eval mode
+        the warmed-up rest of :meth:`set_rest_from_silence` if one was set."""
         ref = self._ref()
         kw = dict(device=device or ref.device, dtype=dtype or ref.dtype)
         h = torch.zeros(self.layers, batch, self.hidden, **kw)
+        if self._rest is not None and not self.training:
+            h += self._rest.to(**kw)[:, None]  # the traces rest at zero (no input)
         return (h, torch.zeros(self.traces, batch, self.hidden, **kw)) if self.traces else (h,)
+
+    @torch.no_grad()
+    def set_rest_from_silence(self, ms: int) -> None:
+        """Rest = the state after ``ms`` ms without input from zeros (in eval mode, float32 on the
+        CPU); then ``init_state`` in eval mode starts there. The zero state is not exactly the
+        model's rest (training starts every trial from zeros): without this, every prediction
+        opens with a transient of a few mV that settles over tens of ms."""
+        if ms < 1:
+            raise ValueError(f"rest warm-up must be >= 1 ms, got {ms}")
+        training = self.training
+        self.eval()
+        self._rest = None
+        ref = self._ref()
+        x = torch.zeros(1, int(ms), self.n_in, device=ref.device, dtype=ref.dtype)
+        _, state = self(x)
+        self._rest = state[0][:, 0].detach().clone()  # (L, H)
+        self.train(training)
 
     def _input(self, x: Tensor, s: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """z before dropout, and the new traces. x: (B, n_in) with s (K, B, H), or (B, T, n_in)
