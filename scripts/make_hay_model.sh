@@ -2,8 +2,8 @@
 # Reproduce the shipped hay-l5pc surrogate: NEURON data -> training -> held-out evaluation (into the
 # model card) -> copy into the package. Every step resumes or skips what is done. Needs the Hay 2011
 # morphology and reference data (default ../shared/hay2011; HAY=/path/to/hay2011 to change).
-# Cost on a 2-core CPU: the first 400 training trials ~35 min of NEURON on 2 workers (the full 2,000
-# ~3 h; only the first 400 are used), validation 200 trials ~18 min, training ~8 min, evaluation ~1 min.
+# Cost on a 2-core CPU: the first 790 training trials ~70 min of NEURON on 2 workers (the full 2,000
+# ~3 h; only the first 790 are used), validation 200 trials ~18 min, training ~16-26 min, evaluation ~1 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=.venv/bin/neurosurrogate
@@ -11,11 +11,11 @@ HAY=${HAY:-../shared/hay2011}
 GEN="--cell hay-l5pc --morphology $HAY/cell1.asc --duration-ms 2000 --protocol mixed \
   --option exc_rate_range_Hz=400,9000 --option p_quiet=0.03"
 mkdir -p data/hay
-# the training run is 2,000 trials (seed 1); the model uses its first 400 (trial i depends only on
+# the training run is 2,000 trials (seed 1); the model uses its first 790 (trial i depends only on
 # the seed and i). Generate at least those, then take them as their own dataset:
 REUSE=""
 [ -d data/hay/train_mixed.h5.parts ] && REUSE="--reuse data/hay/train_mixed.h5.parts"
-$N simulate $GEN --trials 400 --seed 1 $REUSE --out data/hay/train_400.h5
+$N simulate $GEN --trials 790 --seed 1 $REUSE --out data/hay/train_790.h5
 $N simulate $GEN --trials 200 --seed 2 --out data/hay/val_mixed.h5
 $N train --config configs/hay-l5pc.toml
 $N evaluate --model runs/hay-l5pc/model --data data/hay/val_mixed.h5 \

@@ -21,6 +21,23 @@ def test_encoding_keeps_sub_ms_onsets_and_scales_by_weight():
     assert np.allclose(x[7], [2.0, 0.0, 0.0, 0.0])
 
 
+def test_features_back_to_events():
+    """Encoding.events inverts features exactly for one event per bin and synapse; several in a bin
+    merge into their summed weight at the weight-weighted mean onset."""
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.choice(200, 60, replace=False) + rng.uniform(0, 0.999, 60))
+    s = rng.integers(0, 2, 60)
+    ev = EventTable(t, s, np.where(s == 0, 2.5, 8.0) * rng.uniform(0.5, 2.0, 60))
+    back = ENC.events(ENC.features(ev, 200))
+    o = np.lexsort((ev.synapse, ev.t_ms))
+    assert np.allclose(back.t_ms, ev.t_ms[o], atol=1e-4) and np.array_equal(back.synapse, ev.synapse[o])
+    assert np.allclose(back.weight_nS, ev.weight_nS[o], rtol=1e-5)
+    two = ENC.events(ENC.features(EventTable([3.2, 3.6], [1, 1], [8.0, 24.0]), 10))
+    assert len(two) == 1 and np.isclose(two.t_ms[0], 3.5) and np.isclose(two.weight_nS[0], 32.0)
+    with pytest.raises(ValueError, match="shape"):
+        ENC.events(np.zeros((10, 3)))
+
+
 def test_targets_and_decoding_round_trip():
     spikes = [np.array([10.3, 55.9])]
     v = np.full((1, 100), -67.5)

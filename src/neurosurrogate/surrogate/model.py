@@ -201,6 +201,21 @@ class Encoding:
         x[:, 1::2] = offset / w
         return x
 
+    def events(self, x: np.ndarray) -> EventTable:
+        """The inverse of :meth:`features`: (T, n_in) features -> one event per non-zero (1 ms bin,
+        synapse), at ``k + offset/drive`` with weight ``drive x default weight`` (nS). Exact where a
+        bin holds one event per synapse; several merge into one event with their summed weight at
+        their weight-weighted mean onset (what the surrogate saw of them)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"features must have shape (T, {self.n_in}), got {x.shape}")
+        drive, off = x[:, 0::2], x[:, 1::2]
+        k, s = np.nonzero(drive > 0)
+        t = k + np.clip(off[k, s] / drive[k, s], 0.0, 1.0 - 1e-9)
+        w = drive[k, s] * np.asarray(self.synapse_weights_nS, dtype=np.float64)[s]
+        o = np.argsort(t, kind="stable")
+        return EventTable(t[o], s[o].astype(np.int64), w[o])
+
     def targets(self, v_mV: np.ndarray, spike_times_ms: Sequence[np.ndarray], ina=None, ik=None, *,
                 v_dend_mV=None, ica=None, values: dict | None = None) -> np.ndarray:
         """(B, T, n_out) float32 training targets: [v_norm, spike flag, offset fraction, extras...].

@@ -1,0 +1,150 @@
+"""Open-loop NEURON check of the hay-l5pc circuit: does each surrogate cell answer its circuit input
+as the detailed cell would?
+
+For each setting of ``examples/l5pc_circuit.toml`` (default: Rett-like 0.75 x drive at 5 %, control
+1.0 x at 7.5 %, and 1.1 x at 7.5 % near the instability transition), one instance is simulated with
+the surrogate engine, recording every cell's input features (external background and volley plus the
+recurrent input from the surrogate network's own spikes, Tsodyks-Markram-scaled). Those inputs are
+turned back into event tables (one event per synapse and 1 ms bin at the weight-weighted onset time,
+exact for single events, which is what the surrogate saw) and every cell is simulated with the real
+cell in NEURON (``simulate_hay``, from the steady state, dt 0.025 ms) on 2 worker processes. Compared
+per setting: each cell's spikes (NEURON = truth, surrogate = prediction: precision/recall at +-2 and
++-10 ms, median |shift|), the circuit measures computed from the NEURON spikes vs from the surrogate's
+(instability, immediate response, rates), and a raster of both.
+
+This is *open loop*: NEURON cells receive the surrogate network's spikes, not those of a NEURON
+network, so it tests the cells in the circuit's input regime (synchronous proximal volleys, recurrent
+bursts, background), not the closed-loop dynamics. A closed-loop NEURON circuit of 150 detailed cells
+(~3 min of CPU per 250 ms instance) needs multi-cell Hay support in ``biophys/circuit.py``.
+
+    .venv/bin/python benchmarks/l5pc_circuit_crosscheck.py [--seed 1] [--workers 2]
+        [--settings 0.75:0.05,1.0:0.075,1.1:0.075] [--out docs/experiments/l5pc_circuit_crosscheck]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _neuron_worker(cell_dict: dict, tables: list, duration_ms: float) -> list[np.ndarray]:
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.hay import simulate_hay
+
+    spec = cell_from_dict(cell_dict)
+    return [simulate_hay(spec, ev, duration_ms).spike_times_ms for ev in tables]
+
+
+def neuron_spikes(cell_dict: dict, tables: list, duration_ms: float, workers: int) -> list[np.ndarray]:
+    chunks = [list(range(i, len(tables), workers)) for i in range(workers)]
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futs = [pool.submit(_neuron_worker, cell_dict, [tables[i] for i in ch], duration_ms) for ch in chunks]
+        out: list = [None] * len(tables)
+        for ch, f in zip(chunks, futs):
+            for i, sp in zip(ch, f.result()):
+                out[i] = sp
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(REPO / "examples" / "l5pc_circuit.toml"))
+    ap.add_argument("--morphology", default=os.environ.get("NEUROSURROGATE_HAY_MORPHOLOGY",
+                                                           str(REPO.parent / "shared" / "hay2011" / "cell1.asc")))
+    ap.add_argument("--settings", default="0.75:0.05,1.0:0.075,1.1:0.075",
+                    help="comma-separated DRIVE:P pairs (network.exc_scale : projections.recurrent.p)")
+    ap.add_argument("--seed", type=int, default=1, help="circuit instance (realise seed)")
+    ap.add_argument("--workers", type=int, default=2, help="NEURON processes")
+    ap.add_argument("--out", default="out/l5pc_circuit_crosscheck", help="folder for crosscheck.json and rasters.png")
+    args = ap.parse_args()
+    if not Path(args.morphology).exists():
+        sys.exit(f"--morphology {args.morphology} does not exist")
+    try:
+        settings = [tuple(float(v) for v in s.split(":")) for s in args.settings.split(",")]
+        assert all(len(s) == 2 for s in settings)
+    except (ValueError, AssertionError):
+        sys.exit(f"--settings {args.settings!r}: expected DRIVE:P pairs, e.g. 1.0:0.075,0.75:0.05")
+
+    from neurosurrogate.biophys.cells import get_cell
+    from neurosurrogate.data.io import atomic_path, provenance
+    from neurosurrogate.evaluate.metrics import match_spikes
+    from neurosurrogate.network.build import realise
+    from neurosurrogate.network.circuit import CircuitRun
+    from neurosurrogate.network.config import load_network_config
+    from neurosurrogate.network.engine import simulate
+    from neurosurrogate.network.measures import circuit_measures
+    from neurosurrogate.plotting import plot_raster_overlay
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    cfg0 = load_network_config(args.config)
+    cell = get_cell("hay-l5pc", morphology=args.morphology)
+    cell_dict = cell.to_dict()
+    pop = cfg0.populations[0]
+    model = SurrogateModel.load(pop.model)
+    stim_ms, win_ms = cfg0.measures.stimulus_ms, cfg0.measures.response_window_ms
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, runs = [], []
+    for drive, p in settings:
+        cf = cfg0.with_values({"network.exc_scale": drive, "projections.recurrent.p": p})
+        c = realise(cf, seed=args.seed)
+        n, T = c.n_cells, int(c.duration_ms)
+        c = dataclasses.replace(c, record_v=np.arange(n))
+        sur = simulate(c, device="cpu", record_inputs=True)
+        tables = [model.encoding.events(x) for x in sur.inputs]  # what each surrogate cell saw
+        t0 = time.perf_counter()
+        spk = neuron_spikes(cell_dict, tables, float(T), args.workers)
+        wall = time.perf_counter() - t0
+        cells = np.concatenate([np.full(s.size, i) for i, s in enumerate(spk)]).astype(np.int64)
+        times = np.concatenate(spk) if cells.size else np.zeros(0)
+        o = np.lexsort((cells, times))
+        nrn = CircuitRun(cells[o], times[o], np.zeros((0, T)), T, wall, "neuron")
+        st = [nrn.spike_t_ms[nrn.spike_cell == i] for i in range(n)]
+        sp = [sur.spike_t_ms[sur.spike_cell == i] for i in range(n)]
+        pr = {}
+        n_true, n_pred = sum(x.size for x in st), sum(y.size for y in sp)
+        for w in (2.0, 10.0):  # pooled over cells, each cell's spikes matched one to one
+            m = sum(len(match_spikes(x, y, w)[0]) for x, y in zip(st, sp))
+            pr[f"precision_{w:g}ms"] = m / n_pred if n_pred else 1.0
+            pr[f"recall_{w:g}ms"] = m / n_true if n_true else 1.0
+        pairs = [match_spikes(x, y, 10.0) for x, y in zip(st, sp)]
+        shifts = np.concatenate([y[j] - x[i] for (i, j), x, y in zip(pairs, st, sp)] + [np.zeros(0)])
+        row = {"drive": drive, "p": p, "seed": args.seed, "n_cells": n, "duration_ms": T,
+               "spikes_neuron": int(nrn.spike_t_ms.size), "spikes_surrogate": int(sur.spike_t_ms.size),
+               **{k: round(v, 4) for k, v in pr.items()},
+               "median_abs_shift_ms": float(np.median(np.abs(shifts))) if shifts.size else float("nan"),
+               "measures_neuron": circuit_measures(nrn, n, stim_ms, win_ms),
+               "measures_surrogate": circuit_measures(sur, n, stim_ms, win_ms),
+               "neuron_wall_s": wall, "neuron_workers": args.workers}
+        rows.append(row)
+        runs.append((drive, p, nrn, sur))
+        mn, ms = row["measures_neuron"], row["measures_surrogate"]
+        print(f"drive {drive} x, p {p}: spikes NEURON {row['spikes_neuron']} / surrogate {row['spikes_surrogate']}; "
+              f"P/R +-2 ms {pr['precision_2ms']:.2f}/{pr['recall_2ms']:.2f}, +-10 ms {pr['precision_10ms']:.2f}/"
+              f"{pr['recall_10ms']:.2f}; instability {mn['instability']:.3f} / {ms['instability']:.3f}, immediate "
+              f"response {mn['immediate_response']:.3f} / {ms['immediate_response']:.3f} (NEURON / surrogate; "
+              f"NEURON {wall:.0f} s)", flush=True)
+    record = {"config": str(args.config), "model": pop.model, "settings": rows,
+              "note": "open loop: NEURON cells driven by the surrogate network's inputs",
+              "date": time.strftime("%Y-%m-%d %H:%M"), "provenance": provenance()}
+    with atomic_path(out / "crosscheck.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1, default=float))
+    plot_raster_overlay(out / "rasters.png", [(f"drive {d} x, p {p}", nrn, sur) for d, p, nrn, sur in runs], stim_ms)
+    print(f"wrote {out / 'crosscheck.json'} and {out / 'rasters.png'}")
+
+
+if __name__ == "__main__":
+    main()
