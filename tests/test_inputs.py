@@ -143,6 +143,31 @@ def test_mixed_protocol_and_dispatch():
         protocol_events("poisson", ["exc"], [1.0], 10, np.random.default_rng(0), bogus=1)
 
 
+def test_mixed_protocol_volleys():
+    """Volleys are off by default (earlier datasets' trials unchanged: p_volleys = 0 draws nothing);
+    on, they put 3-20 distinct excitatory synapses within 1 ms, and bad ranges are rejected."""
+    kinds = ["exc"] * 30 + ["inh"] * 10
+    w = [2.5] * 30 + [8.0] * 10
+    for i in range(5):
+        a = mixed_protocol_events(kinds, w, 2000, np.random.default_rng([1, i]), exc_rate_range_Hz=(400, 9000))
+        b = mixed_protocol_events(kinds, w, 2000, np.random.default_rng([1, i]), exc_rate_range_Hz=(400, 9000),
+                                  p_volleys=0.0)
+        assert np.array_equal(a.t_ms, b.t_ms) and np.array_equal(a.weight_nS, b.weight_nS)
+    quiet = dict(exc_rate_range_Hz=(1.0, 1.0), ei_ratio_range=(1.0, 1.0), p_quiet=0.0, p_volleys=1.0,
+                 volley_rate_range_Hz=(5.0, 5.0), volley_size_range=(6, 6), volley_jitter_ms=0.5)
+    ev = mixed_protocol_events(kinds, w, 2000, np.random.default_rng(3), **quiet)
+    t, syn = ev.t_ms, ev.synapse
+    starts = [k for k in range(len(t)) if k == 0 or t[k] - t[k - 1] > 5.0]  # volleys ~200 ms apart
+    groups = [np.arange(s, e) for s, e in zip(starts, starts[1:] + [len(t)])]
+    big = [g for g in groups if g.size >= 6]
+    assert len(big) >= 3
+    for g in big:
+        v = g[:6]
+        assert np.ptp(t[v]) <= 0.5 and len(set(syn[v].tolist())) == 6 and np.all(syn[v] < 30)
+    with pytest.raises(ValueError, match="volleys"):
+        mixed_protocol_events(kinds, w, 2000, np.random.default_rng(3), **{**quiet, "volley_size_range": (5, 2)})
+
+
 def test_bin_events_keeps_sub_ms_timing():
     ev = EventTable([0.0, 0.25, 0.75, 3.5, 9.99], [0, 0, 1, 0, 1], [1.0, 2.0, 4.0, 1.0, 1.0])
     drive, off = bin_events(ev, 2, 10)

@@ -394,6 +394,10 @@ def mixed_protocol_events(
     p_variable_weights: float = 0.5,
     max_weight_cv: float = 0.8,
     p_integer_ms: float = 0.3,
+    p_volleys: float = 0.0,
+    volley_rate_range_Hz: tuple[float, float] = (1.0, 20.0),
+    volley_size_range: tuple[int, int] = (3, 20),
+    volley_jitter_ms: float = 1.0,
 ) -> EventTable:
     """Diverse regimes for training and testing surrogates beyond the paper's protocol.
 
@@ -405,6 +409,12 @@ def mixed_protocol_events(
     ms (as the paper), otherwise continuous times; with probability ``p_quiet``
     no input. Half of the trials modulate the rate slowly (a random sinusoid,
     period 100-1000 ms, depth up to 100 %), so one trial visits several regimes.
+
+    Synchronous volleys (what a circuit's stimulus and recurrent bursts deliver; off by default, so
+    the trials of earlier datasets are unchanged): with probability ``p_volleys`` a trial also gets
+    volleys at a Poisson rate log-uniform in ``volley_rate_range_Hz``, each of a number of events
+    uniform in ``volley_size_range`` on distinct random excitatory synapses within
+    ``volley_jitter_ms`` (continuous times, the trial's weight distribution).
     """
     _check_duration(duration_ms)
     if rng.random() < p_quiet:
@@ -437,6 +447,19 @@ def mixed_protocol_events(
             t = np.floor(t)
         times.append(t)
         syns.append(rng.choice(group, size=t.size))
+    if p_volleys > 0 and exc.size and rng.random() < p_volleys:
+        lo_v, hi_v = volley_rate_range_Hz
+        lo_n, hi_n = int(volley_size_range[0]), min(int(volley_size_range[1]), exc.size)
+        if not (0 < lo_v <= hi_v) or not (1 <= lo_n <= hi_n) or volley_jitter_ms < 0:
+            raise ValueError(f"volleys: need 0 < volley_rate_range_Hz[0] <= [1], 1 <= volley_size_range[0] <= [1] "
+                             f"(at most {exc.size} excitatory synapses), volley_jitter_ms >= 0; got "
+                             f"{volley_rate_range_Hz}, {volley_size_range}, {volley_jitter_ms}")
+        rate_v = float(np.exp(rng.uniform(np.log(lo_v), np.log(hi_v))))
+        for t0 in np.sort(rng.uniform(0.0, duration_ms, size=rng.poisson(rate_v * duration_ms / 1000.0))):
+            k = int(rng.integers(lo_n, hi_n + 1))
+            t = np.minimum(t0 + rng.uniform(0.0, volley_jitter_ms, size=k), np.nextafter(duration_ms, 0))
+            times.append(t)
+            syns.append(rng.choice(exc, size=k, replace=False))
     return _assemble(times, syns, default_weights_nS, rng, cv)
 
 
