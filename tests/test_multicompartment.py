@@ -268,7 +268,13 @@ def test_hay_config_is_valid():
 
     cfg = TrainConfig.from_toml(REPO / "configs" / "hay-l5pc.toml")
     assert cfg.targets == ("v_dend", "ica") and cfg.arch == "gru"
-    assert cfg.train_data[0].endswith("data/hay/train_400.h5") and cfg.val_data[0].endswith("data/hay/val_mixed.h5")
-    assert 10 <= cfg.max_minutes <= 90 and cfg.threads == 1
+    assert cfg.train_data[0].endswith("data/hay/train_790.h5") and cfg.val_data[0].endswith("data/hay/val_mixed.h5")
+    assert 10 <= cfg.max_minutes <= 90 and cfg.threads == 1 and cfg.rest_warmup_ms > 0
     net = build(cfg.arch, 400, 6, **cfg.arch_params)
-    assert net.n_out == 6 and net.flops_per_step() > 0
+    assert net.n_out == 6 and net.traces == 4 and 0 < net.flops_per_step() <= 300_000
+    # the config is the shipped model's (same architecture, so the card's config matches it)
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    card = SurrogateModel.load("hay-l5pc").card["train_config"]
+    assert card["arch_params"] == cfg.arch_params and card["max_steps"] == cfg.max_steps
+    assert card["rest_warmup_ms"] == cfg.rest_warmup_ms and card["train_data"][0].endswith("train_790.h5")
