@@ -228,3 +228,17 @@ def test_copies_and_pickles_leave_the_kernel_cache_behind(monkeypatch):
         y2, _ = run_steps(other, x, True, monkeypatch)
         torch.testing.assert_close(y2, y)
         assert other._fused is not None and other._fused is not net._fused
+
+
+@needs_kernel
+def test_fused_step_saturates_like_pytorch(monkeypatch):
+    """Huge inputs drive every gate into saturation (exp overflows to inf inside the sigmoid): the
+    kernel, compiled with -ffast-math, must still give PyTorch's finite answer, not inf or NaN."""
+    torch.manual_seed(5)
+    net = build("gru", 20, 4, hidden=16, layers=2, traces=2).eval()
+    x = sparse_inputs(20, 7, 20, p=0.5) * 1e4
+    y_f, st_f = run_steps(net, x, True, monkeypatch, full_state=True)
+    y_t, st_t = run_steps(net, x, False, monkeypatch, full_state=True)
+    assert torch.isfinite(y_f).all() and torch.isfinite(st_f[0]).all()
+    torch.testing.assert_close(y_f, y_t, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(st_f[0], st_t[0], atol=1e-4, rtol=1e-4)

@@ -32,7 +32,12 @@
 #define JB 48
 #endif
 
-static inline float sigm(float a) { return 1.0f / (1.0f + expf(-a)); }
+/* Arguments are clamped: beyond +-40 (sigmoid) and +-20 (tanh) float32 results no longer change, and
+ * under -ffast-math the vectorised 1 / (1 + exp(-a)) of a saturated gate is a reciprocal estimate
+ * refined by a Newton step, which turns exp's inf into NaN (test_fused_step_saturates_like_pytorch). */
+static inline float clampf(float a, float lim) { return a > lim ? lim : (a < -lim ? -lim : a); }
+static inline float sigm(float a) { return 1.0f / (1.0f + expf(-clampf(a, 40.0f))); }
+static inline float tanh_c(float a) { return tanhf(clampf(a, 20.0f)); }
 
 /* acc[b][:] = bias + sum_i a[b][i] * W[i][j0:j0+JB] for the CB cells of a block, for the tile j0 */
 static inline void tile(int K, int G, int j0, const float *W, const float *bias, const float (*a)[MAXH],
@@ -114,7 +119,7 @@ static int step_strided(const struct ns_gru *M, int n, const float *x, size_t ld
                 for (int j = 0; j < H; j++) {
                     const float r = sigm(gib[j] + ghb[j]);
                     const float u = sigm(gib[H + j] + ghb[H + j]);
-                    const float m = tanhf(gib[2 * H + j] + r * ghb[2 * H + j]);
+                    const float m = tanh_c(gib[2 * H + j] + r * ghb[2 * H + j]);
                     z[b][j] = m + u * (hp[b][j] - m);
                 }
                 if (b < nb) memcpy(h_out + ((size_t)l * n + c0 + b) * H, z[b], (size_t)H * sizeof(float));
