@@ -285,26 +285,14 @@ def main() -> None:
           f"{arch['flops_per_step']:,} FLOPs per cell-step; streaming rows: {sur[cells[0]]['implementation']}")
     print("| cells | NEURON wall s | NEURON cell-ms/s | surrogate wall s | surrogate cell-ms/s | ratio (wall) |")
     print("|---|---|---|---|---|---|")
-    for n in cells:
-        a, b = neuron[n], sur[n]
-        tag = "" if a["measured"] else " (extrapolated)"
-        print(f"| {n:,} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {b['wall_s']:.4f} | {rate(b):,.0f} | "
-              f"{a['wall_s'] / b['wall_s']:,.0f}x |")
-    for n in cells:
-        a, q = neuron[n], pt[n]
-        tag = "" if a["measured"] else " (extrapolated)"
-        print(f"| {n:,}, PyTorch step | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {q['wall_s']:.4f} | "
-              f"{rate(q):,.0f} | {a['wall_s'] / q['wall_s']:,.0f}x |")
-    for n in cells:
-        a, q = neuron[n], seq[n]
-        tag = "" if a["measured"] else " (extrapolated)"
-        print(f"| {n:,}, whole sequence | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {q['wall_s']:.4f} | "
-              f"{rate(q):,.0f} | {a['wall_s'] / q['wall_s']:,.0f}x |")
-    for n in gpu:
-        a, g = neuron[n], gpu[n]
-        tag = "" if a["measured"] else " (extrapolated)"
-        print(f"| {n:,} on {g['device']} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {g['wall_s']:.4f} | "
-              f"{rate(g):,.0f} | {a['wall_s'] / g['wall_s']:,.0f}x |")
+    groups = [("", sur), (", PyTorch step", pt), (", whole sequence", seq)]
+    groups += [(f" on {gpu[n]['device']}", {n: gpu[n]}) for n in gpu]
+    for suffix, runs in groups:  # one table row per (group, N)
+        for n, q in runs.items():
+            a = neuron[n]
+            tag = "" if a["measured"] else " (extrapolated)"
+            print(f"| {n:,}{suffix} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {q['wall_s']:.4f} | "
+                  f"{rate(q):,.0f} | {a['wall_s'] / q['wall_s']:,.0f}x |")
     record = {"sim_ms": args.sim_ms, "seed": args.seed, "protocol": [PROTOCOL[0], PROTOCOL[1]],
               "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model or UNTRAINED, "label": label, **arch,
               "neuron": [neuron[n] for n in sorted(neuron)], "surrogate": [sur[n] for n in cells],
