@@ -14,17 +14,14 @@ Cache location: ``$NEUROSURROGATE_CACHE/mechanisms/<key>`` (default
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from neurosurrogate.cache import cache_root
+from neurosurrogate.cache import build_once
 
 MOD_DIR = Path(__file__).parent / "mechanisms"
 _LOADED: set[str] = set()
@@ -84,35 +81,18 @@ def build_mechanisms(force: bool = False, verbose: bool = False, mod_dir: Path =
     Returns:
         The cache folder that holds ``<arch>/libnrnmech.so``.
     """
-    key = mechanisms_key(mod_dir)
-    root = cache_root() / "mechanisms"
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / key
-    with open(root / f".{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists() and not force and _library_in(target) is not None:
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-        try:
-            for f in mod_files(mod_dir):
-                shutil.copy2(f, tmp / f.name)
-            proc = subprocess.run(
-                [_nrnivmodl()] + [f.name for f in mod_files(mod_dir)],
-                cwd=tmp,
-                capture_output=True,
-                text=True,
-            )
-            if verbose or proc.returncode != 0:
-                sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-            if proc.returncode != 0 or _library_in(tmp) is None:
-                raise MechanismBuildError(f"nrnivmodl failed in {tmp} (exit {proc.returncode})")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    def build(tmp: Path) -> None:
+        for f in mod_files(mod_dir):
+            shutil.copy2(f, tmp / f.name)
+        proc = subprocess.run([_nrnivmodl()] + [f.name for f in mod_files(mod_dir)], cwd=tmp, capture_output=True,
+                              text=True)
+        if verbose or proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        if proc.returncode != 0 or _library_in(tmp) is None:
+            raise MechanismBuildError(f"nrnivmodl failed in {tmp} (exit {proc.returncode})")
+
+    return build_once("mechanisms", mechanisms_key(mod_dir), lambda f: _library_in(f) is not None, build, force)
 
 
 def load_mechanisms() -> Path:

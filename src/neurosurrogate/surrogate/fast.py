@@ -20,20 +20,18 @@ contiguous CPU tensors.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import hashlib
 import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neurosurrogate.cache import cache_root
+from neurosurrogate.cache import build_once
 
 SOURCE = Path(__file__).parent / "kernels" / "gru_step.c"
 MAX_HIDDEN = 256  # MAXH of the kernel; hidden must also be a multiple of 16 (JB = 48 divides 3 H)
@@ -89,43 +87,30 @@ def build_kernel(force: bool = False) -> Path:
         KernelBuildError: no compiler, or compilation failed (its output in the message).
     """
     cc = _compiler()
-    key = kernel_key(cc)
-    root = cache_root() / "kernels"
-    root.mkdir(parents=True, exist_ok=True)
-    lib = root / key / "libnsgru.so"
-    with open(root / f".{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if lib.exists() and not force:
-            return lib
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-        try:
-            obj = tmp / "gru_step.o"
-            # -ffast-math for the vectorised expf/tanhf (glibc libmvec) when compiling only: linking
-            # with it would add crtfastmath, which switches the whole process to flush-to-zero
-            steps = ([cc, "-O3", "-march=native", "-ffast-math", "-fPIC", "-c", str(SOURCE), "-o", str(obj)],
-                     [cc, "-shared", str(obj), "-o", str(tmp / lib.name), "-lm"])
-            for cmd in steps:
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise KernelBuildError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
-                                           f"{(proc.stdout + proc.stderr)[-2000:]}")
-            if lib.parent.exists():
-                shutil.rmtree(lib.parent)
-            os.replace(tmp, lib.parent)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return lib
+    name = "libnsgru.so"
+
+    def build(tmp: Path) -> None:
+        obj = tmp / "gru_step.o"
+        # -ffast-math for the vectorised expf/tanhf (glibc libmvec) when compiling only: linking
+        # with it would add crtfastmath, which switches the whole process to flush-to-zero
+        for cmd in ([cc, "-O3", "-march=native", "-ffast-math", "-fPIC", "-c", str(SOURCE), "-o", str(obj)],
+                    [cc, "-shared", str(obj), "-o", str(tmp / name), "-lm"]):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise KernelBuildError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
+                                       f"{(proc.stdout + proc.stderr)[-2000:]}")
+
+    return build_once("kernels", kernel_key(cc), lambda f: (f / name).exists(), build, force) / name
 
 
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel (built on first call), or None if disabled or unavailable (a warning
     says why, once per process)."""
     global _LIB, _FAILED
-    if _LIB is not None or not enabled():
-        return _LIB if enabled() else None
-    if _FAILED is not None:
+    if not enabled() or _FAILED is not None:
         return None
+    if _LIB is not None:
+        return _LIB
     try:
         lib = ctypes.CDLL(str(build_kernel()))
     except (KernelBuildError, OSError) as exc:
