@@ -133,10 +133,10 @@ class GRUSurrogate(Surrogate):
         return lib
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
-        h = state[0]
         lib = self._kernel(x_t, state)
         if lib is not None:
             return self._fused.step(lib, x_t, state)
+        h = state[0]
         # one GRU cell call per layer: the same arithmetic as nn.GRU on a sequence of length 1
         # without its per-call set-up (~30 % faster for one cell, ~10 % for tens of cells on CPU)
         z, s = self._input(x_t, state[1] if self.traces else None)
