@@ -132,6 +132,11 @@ def supported(hidden: int) -> bool:
     return 1 <= hidden <= MAX_HIDDEN and hidden % 16 == 0
 
 
+def _ptr(t: torch.Tensor | None) -> int | None:
+    """The data pointer of a tensor, or NULL for the absent trace state of a model without traces."""
+    return None if t is None else t.data_ptr()
+
+
 class _Model(ctypes.Structure):
     _fields_ = [(k, ctypes.c_int) for k in ("n_in", "H", "L", "n_out", "K")] + [
         (k, ctypes.c_void_p) for k in ("win_t", "b_in", "wih_t", "whh_t", "bih", "bhh", "wout", "b_out", "a", "m")]
@@ -208,14 +213,10 @@ class FusedGRU:
         x, h = x.contiguous(), state[0].contiguous()  # bound to names: alive during the call
         h_out = torch.empty_like(h)
         y = x.new_empty((x.shape[0], self.n_out))
-        if self.K:
-            s = state[1].contiguous()
-            s_out = torch.empty_like(s)
-            s_ptr, s_out_ptr = s.data_ptr(), s_out.data_ptr()
-        else:
-            s_ptr = s_out_ptr = None
-        if lib.ns_gru_step(self._ref, x.shape[0], x.data_ptr(), h.data_ptr(), h_out.data_ptr(), s_ptr,
-                           s_out_ptr, y.data_ptr()):
+        s = state[1].contiguous() if self.K else None
+        s_out = torch.empty_like(s) if self.K else None
+        if lib.ns_gru_step(self._ref, x.shape[0], x.data_ptr(), h.data_ptr(), h_out.data_ptr(), _ptr(s), _ptr(s_out),
+                           y.data_ptr()):
             raise RuntimeError(f"ns_gru_step refused hidden = {self.H}")
         return y, ((h_out, s_out) if self.K else (h_out,))
 
@@ -229,8 +230,7 @@ class FusedGRU:
         y = x.new_empty((n, T, self.n_out))
         h_tmp = torch.empty_like(h)
         s_tmp = torch.empty_like(s) if self.K else None
-        ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
-        if lib.ns_gru_sequence(self._ref, n, T, x.data_ptr(), h.data_ptr(), ptr(s), y.data_ptr(), h_tmp.data_ptr(),
-                               ptr(s_tmp)):
+        if lib.ns_gru_sequence(self._ref, n, T, x.data_ptr(), h.data_ptr(), _ptr(s), y.data_ptr(), h_tmp.data_ptr(),
+                               _ptr(s_tmp)):
             raise RuntimeError(f"ns_gru_sequence refused hidden = {self.H}")
         return y, ((h, s) if self.K else (h,))
