@@ -13,6 +13,7 @@ from neurosurrogate.evaluate.metrics import (
     match_spikes,
     pearson_r,
     pooled_fidelity,
+    pooled_spike_fidelity,
     spike_precision_recall,
     subthreshold_mask,
     variance_explained,
@@ -303,6 +304,20 @@ def test_pooled_fidelity(trace):
     single = fidelity_report(v_true[0], v_pred[0], s_true[0], s_pred[0], 2000.0)
     pooled_one = pooled_fidelity(v_true[:1], v_pred[:1], s_true[:1], s_pred[:1], [2000.0])
     assert single == pooled_one
+
+
+def test_pooled_spike_fidelity_equals_the_spike_part_of_pooled_fidelity(trace):
+    s_true = [np.array([100.0, 300.0, 800.0]), np.array([50.0]), np.array([])]
+    s_pred = [np.array([101.5, 290.0]), np.array([]), np.array([400.0, 402.0])]
+    v = [trace[:1000]] * 3
+    full = pooled_fidelity(v, v, s_true, s_pred, [1000.0] * 3)
+    spikes = pooled_spike_fidelity(s_true, s_pred)
+    assert spikes["n_spikes_true"] == 4 and spikes["n_spikes_pred"] == 4
+    assert spikes["precision_10ms"] == 0.5 and spikes["recall_10ms"] == 0.5 and spikes["recall_2ms"] == 0.25
+    for key, value in spikes.items():
+        assert value == full[key], key
+    with pytest.raises(ValueError, match="differ in length"):
+        pooled_spike_fidelity(s_true, s_pred[:2])
 
 
 def test_pooled_fidelity_errors(trace):

@@ -330,6 +330,21 @@ def _spike_entries(trains, windows_ms, n_true, n_pred) -> dict[str, float]:
     return out
 
 
+def pooled_spike_fidelity(spikes_true_list, spikes_pred_list, windows_ms=(10.0, 2.0)) -> dict[str, float]:
+    """Spike metrics pooled over many trains (trials, or the cells of a circuit), without voltages:
+    each true train matched one to one with its predicted train, match and spike counts summed;
+    keys as in :func:`pooled_fidelity` (``precision_{w}ms``, ``recall_{w}ms``, shift statistics of the
+    widest window) plus ``n_spikes_true``, ``n_spikes_pred``."""
+    if len(spikes_true_list) != len(spikes_pred_list):
+        raise ValueError(f"spikes_true_list ({len(spikes_true_list)}) and spikes_pred_list "
+                         f"({len(spikes_pred_list)}) differ in length")
+    trains = [(_as_1d(t, f"spikes_true_list[{k}]"), _as_1d(p, f"spikes_pred_list[{k}]"))
+              for k, (t, p) in enumerate(zip(spikes_true_list, spikes_pred_list))]
+    n_true, n_pred = sum(t.size for t, _ in trains), sum(p.size for _, p in trains)
+    return {**_spike_entries(trains, windows_ms, n_true, n_pred), "n_spikes_true": float(n_true),
+            "n_spikes_pred": float(n_pred)}
+
+
 def fidelity_report(v_true, v_pred, spikes_true_ms, spikes_pred_ms, duration_ms,
                     windows_ms=(10.0, 2.0), dt_ms=1.0) -> dict[str, float]:
     """All fidelity metrics of one trial as a flat dict of floats.
