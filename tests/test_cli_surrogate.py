@@ -51,6 +51,33 @@ def test_predict_contract_with_model_path(tiny, tmp_path):
     assert "spike_times_ms" in z.files and np.isfinite(z["v_mV"]).all()
 
 
+def test_clipped_voltage_model_trains_and_predicts_both_voltages(tiny, tmp_path):
+    """``v_clip_mV``: the encoding records the ceiling and the training data's spike shape; predict
+    writes the clipped model voltage as v_mV and the same with spikes put back as v_spiking_mV."""
+    cfg = tmp_path / "clip.toml"
+    cfg.write_text((tiny / "cfg.toml").read_text().replace('out_dir = "run"', f'out_dir = "{tmp_path / "run"}"')
+                   .replace('train_data = ["train.h5"]', f'train_data = ["{tiny / "train.h5"}"]')
+                   .replace('val_data = ["val.h5"]', f'val_data = ["{tiny / "val.h5"}"]')
+                   .replace("[arch_params]", "v_clip_mV = -55.0\n[arch_params]"))
+    r = cli("train", "--config", str(cfg), "--quiet")
+    assert r.returncode == 0, r.stderr
+    enc = json.loads((tmp_path / "run" / "model" / "model.json").read_text())["encoding"]
+    shape = np.asarray(enc["spike_shape_mV"])
+    assert enc["v_clip_mV"] == -55.0 and shape.shape == (10, 4) and shape.max() > 0  # a spike's peak sample
+    ev = tmp_path / "events.npz"
+    assert cli("events", "--duration-ms", "300", "--seed", "5", "--out", str(ev)).returncode == 0
+    r = cli("predict", "--model", str(tmp_path / "run" / "model"), "--events", str(ev), "--duration-ms", "300",
+            "--out", str(tmp_path / "p.npz"))
+    assert r.returncode == 0, r.stderr
+    z = np.load(tmp_path / "p.npz")
+    assert z["v_spiking_mV"].shape == z["v_mV"].shape == (300,) and (z["v_spiking_mV"] >= z["v_mV"]).all()
+    near = np.zeros(300, bool)
+    for t in z["spike_times_ms"]:
+        near[int(t):int(t) + 4] = True
+    assert np.array_equal(z["v_spiking_mV"][~near], z["v_mV"][~near])
+    assert "v_spiking_mV" in json.loads(str(z["meta"]))["outputs"]
+
+
 def test_predict_errors(tiny, tmp_path):
     np.savez(tmp_path / "ev.npz", t_ms=[1.0], synapse=[3], weight_nS=[1.0])
     r = cli("predict", "--model", "no-such-model", "--events", "ev.npz", "--out", "p.npz", cwd=tmp_path)

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from neurosurrogate.inputs import EventTable
-from neurosurrogate.surrogate.model import Encoding, ModelError, SurrogateModel, decode_spikes
+from neurosurrogate.surrogate.model import (
+    Encoding,
+    ModelError,
+    SurrogateModel,
+    decode_spikes,
+    paste_spikes,
+    spike_shape,
+)
 from neurosurrogate.train.losses import surrogate_loss
 
 ENC = Encoding(synapse_weights_nS=(2.5, 8.0), v_rest_mV=-67.5, current_scales=(0.1, 0.1))
@@ -50,6 +57,37 @@ def test_targets_and_decoding_round_trip():
     off[55] = 0.9
     assert np.allclose(decode_spikes(p, off), [10.3, 55.9])
     assert decode_spikes(np.zeros(5), np.zeros(5)).size == 0
+
+
+def test_clipped_voltage_targets_and_spike_shape_restore_the_spikes():
+    """With v_clip_mV the voltage target stops at the ceiling; the spike shape (mean samples after
+    a spike, by sub-ms offset) put back at the spike times restores a spiking trace exactly when
+    every spike has the same waveform."""
+    rng = np.random.default_rng(1)
+    T, wave = 400, np.array([30.0, -20.0, -60.0])  # samples 0, 1, 2 ms after a spike's bin starts
+    traces, spikes = [], []
+    for _ in range(3):
+        st = np.sort(rng.choice(np.arange(10, T - 10, 12), 8, replace=False) + 0.5 + 0.3 * rng.random(8))
+        v = -70.0 + rng.normal(0, 1.0, T)
+        for t in st:
+            v[int(t) + np.arange(3)] = wave
+        traces.append(v)
+        spikes.append(st)
+    shape = spike_shape(traces, spikes, n_offsets=2, n_bins=3)
+    assert np.allclose(shape, wave[None].repeat(2, 0))  # every offset row: the one waveform
+    enc = Encoding(synapse_weights_nS=(1.0,), v_rest_mV=-70.0, v_clip_mV=-50.0, spike_shape_mV=shape)
+    z = enc.targets(np.stack(traces), spikes)
+    assert z[..., 0].max() <= (-50.0 + 70.0) / 20.0 + 1e-6 and z[..., 1].sum() == 24
+    clipped = np.minimum(traces[0], -50.0)
+    assert np.allclose(paste_spikes(clipped, spikes[0], shape, -50.0), np.maximum(traces[0], clipped))
+    assert np.array_equal(paste_spikes(clipped, np.zeros(0), shape, -50.0), clipped)
+    assert Encoding.from_dict({**enc.__dict__, "spike_shape_mV": [list(r) for r in shape]}) == enc
+    with pytest.raises(ValueError, match="rectangular"):
+        Encoding(synapse_weights_nS=(1.0,), v_rest_mV=-70.0, spike_shape_mV=((1.0, 2.0), (1.0,)))
+    with pytest.raises(ValueError, match="v_clip_mV"):
+        Encoding(synapse_weights_nS=(1.0,), v_rest_mV=-70.0, v_clip_mV=float("nan"))
+    with pytest.raises(ValueError, match="no spike"):
+        spike_shape([np.zeros(5)], [np.zeros(0)])
 
 
 def test_loss_parts_are_zero_for_perfect_prediction():

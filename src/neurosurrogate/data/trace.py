@@ -43,15 +43,17 @@ class Trace:
     ik: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
-    def save_npz(self, path, meta: dict | None = None) -> None:
-        """Write the trace arrays (and ``meta`` as a JSON string array) to an NPZ, atomically."""
+    def save_npz(self, path, meta: dict | None = None, extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write the trace arrays, any ``extra`` arrays by name, and ``meta`` (as a JSON string
+        array) to an NPZ, atomically."""
         import json
 
         from neurosurrogate.data.io import atomic_path
 
+        arrays = {**self.to_npz_dict(), **(extra or {})}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **self.to_npz_dict(), meta=np.array(json.dumps(meta or {}, default=str)))
+                np.savez(fh, **arrays, meta=np.array(json.dumps(meta or {}, default=str)))
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out = {"t_ms": self.t_ms, "v_mV": self.v_mV, "spike_times_ms": self.spike_times_ms}

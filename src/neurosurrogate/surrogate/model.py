@@ -122,6 +122,16 @@ class Encoding:
         extras: the extra output channels 3, 4, ... in order (:class:`ExtraOutput`; dicts
             with the same keys are accepted). Names are unique; ``v_dend{k}_mV`` rows must
             be 0..n-1.
+        v_clip_mV: if set, the soma-voltage output learns ``min(v, v_clip_mV)``: the spike
+            waveform is left to the spike outputs (at 1 kHz a spike's peak samples, which no
+            model times to the sample, would otherwise dominate the voltage loss).
+        spike_shape_mV: with ``v_clip_mV``, the soma voltage sampled in the 1 ms bins from a
+            spike's onset on, mV: row i for spikes whose sub-ms offset lies in [i/n, (i+1)/n)
+            (n rows), column j for the sample j bins after the spike's bin (the training data's
+            mean, :func:`spike_shape`). Decoding keeps the model's clipped voltage as ``v_mV``
+            and adds ``v_spiking_mV``: the same lifted to the spike shape at every predicted
+            spike (:func:`paste_spikes`), a trace to look at. Scores use ``v_mV``: a spike put
+            back 3 ms off would count as a 70 mV error of the voltage between spikes.
     """
 
     synapse_weights_nS: tuple[float, ...]
@@ -131,8 +141,20 @@ class Encoding:
     cell_name: str = "point-hh"
     spike_threshold: float = 0.5
     extras: tuple[ExtraOutput, ...] = ()
+    v_clip_mV: float | None = None
+    spike_shape_mV: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        shape = tuple(tuple(float(v) for v in row) for row in self.spike_shape_mV)
+        if shape and (len({len(r) for r in shape}) != 1 or not len(shape[0])
+                      or not np.isfinite(np.asarray(shape)).all()):
+            raise ValueError("spike_shape_mV must be a non-empty rectangular table of finite voltages (mV), "
+                             f"got rows of lengths {[len(r) for r in shape]}")
+        object.__setattr__(self, "spike_shape_mV", shape)
+        if self.v_clip_mV is not None:
+            if isinstance(self.v_clip_mV, bool) or not math.isfinite(self.v_clip_mV):
+                raise ValueError(f"v_clip_mV must be a finite voltage (mV) or None, got {self.v_clip_mV!r}")
+            object.__setattr__(self, "v_clip_mV", float(self.v_clip_mV))
         object.__setattr__(self, "synapse_weights_nS", tuple(float(w) for w in self.synapse_weights_nS))
         if not self.synapse_weights_nS or min(self.synapse_weights_nS) <= 0:
             raise ValueError(f"synapse_weights_nS must be positive weights (nS), got {self.synapse_weights_nS}")
@@ -234,7 +256,8 @@ class Encoding:
         v_mV = np.atleast_2d(v_mV)
         B, T = v_mV.shape
         y = np.zeros((B, T, self.n_out), dtype=np.float32)
-        y[..., 0] = (v_mV - self.v_rest_mV) / self.v_scale_mV
+        v = v_mV if self.v_clip_mV is None else np.minimum(v_mV, self.v_clip_mV)
+        y[..., 0] = (v - self.v_rest_mV) / self.v_scale_mV
         for b, st in enumerate(spike_times_ms):
             st = np.asarray(st, dtype=float)
             k = np.floor(st).astype(int)
@@ -281,6 +304,55 @@ def decode_spikes(p_spike: np.ndarray, offset_frac: np.ndarray, threshold: float
     return np.asarray(times)
 
 
+def spike_shape(v_mV: Sequence[np.ndarray], spike_times_ms: Sequence[np.ndarray], n_offsets: int = 10,
+                n_bins: int = 4) -> np.ndarray:
+    """Mean soma voltage sampled around spikes, by sub-ms spike offset: (n_offsets, n_bins), mV.
+
+    Entry (i, j) averages ``v[k + j]`` over spikes at ``k + o`` (``k`` whole ms) with
+    ``i / n_offsets <= o < (i + 1) / n_offsets``: at 1 kHz the samples of a spike depend on
+    where in its bin it starts. Rows without spikes take the mean over all spikes.
+
+    Args:
+        v_mV: (T,) soma voltages sampled every 1 ms, one per trial.
+        spike_times_ms: the trials' spike times, ms.
+
+    Raises:
+        ValueError: no trial has a spike with ``n_bins`` samples after it.
+    """
+    sums = np.zeros((n_offsets, n_bins))
+    counts = np.zeros(n_offsets)
+    for v, st in zip(v_mV, spike_times_ms):
+        v, st = np.asarray(v, dtype=float), np.asarray(st, dtype=float)
+        k = np.floor(st).astype(int)
+        ok = (k >= 0) & (k + n_bins <= v.size)
+        k, row = k[ok], np.minimum(((st[ok] - k[ok]) * n_offsets).astype(int), n_offsets - 1)
+        np.add.at(sums, row, v[k[:, None] + np.arange(n_bins)])
+        np.add.at(counts, row, 1)
+    if not counts.sum():
+        raise ValueError("spike_shape: no spike with enough samples after it in the data")
+    mean_all = sums.sum(0) / counts.sum()
+    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], mean_all)
+
+
+def paste_spikes(v_mV: np.ndarray, spike_times_ms: np.ndarray, shape_mV, v_clip_mV: float) -> np.ndarray:
+    """A copy of the clipped voltage ``v_mV`` (T,) raised to the spike shape (see
+    :attr:`Encoding.spike_shape_mV`) in the bins of every spike; samples where the shape does not
+    exceed ``v_clip_mV`` are left alone."""
+    v = np.array(v_mV, dtype=float)
+    shape = np.asarray(shape_mV, dtype=float)
+    st = np.asarray(spike_times_ms, dtype=float)
+    if not st.size or not shape.size:
+        return v
+    n_off, n_bins = shape.shape
+    k = np.floor(st).astype(int)
+    row = np.clip(((st - k) * n_off).astype(int), 0, n_off - 1)
+    idx = k[:, None] + np.arange(n_bins)
+    val = shape[row]
+    ok = (idx >= 0) & (idx < v.size) & (val > v_clip_mV)
+    np.maximum.at(v, idx[ok], val[ok])
+    return v
+
+
 class SurrogateModel:
     """A network with its encoding and model card; predicts traces from event tables."""
 
@@ -308,6 +380,8 @@ class SurrogateModel:
         out["spike_prob"] = p
         out["spike_offset"] = off
         out["spike_times_ms"] = decode_spikes(p, off, e.spike_threshold)
+        if e.v_clip_mV is not None and e.spike_shape_mV:
+            out["v_spiking_mV"] = paste_spikes(out["v_mV"], out["spike_times_ms"], e.spike_shape_mV, e.v_clip_mV)
         for i, x in enumerate(e.extras):
             val = x.scale * y[:, 3 + i].astype(np.float64)
             out[x.name] = val + x.offset if x.offset else val
@@ -319,6 +393,8 @@ class SurrogateModel:
         """A :class:`Trace` (or ``HayTrace`` for dendritic / Ca outputs) from decoded outputs."""
         t = np.arange(int(duration_ms), dtype=float)
         meta = {"spike_prob": d["spike_prob"], "spike_offset": d["spike_offset"]}
+        if "v_spiking_mV" in d:
+            meta["v_spiking_mV"] = d["v_spiking_mV"]
         known = {"ina", "ik", "ica"} | {f"v_dend{k}_mV" for k in range(self.encoding.n_dend_sites)}
         other = {n: d[n] for n in self.encoding.extra_names if n not in known}
         if other:

@@ -59,6 +59,7 @@ class TrainConfig:
             every prediction and network from where that ends (its own fixed point) instead of
             from zeros, which are not exactly its rest (``gru`` only). Training and validation
             are unchanged (they start from zeros).
+        v_clip_mV: soma-voltage target ceiling, mV (see ``Encoding.v_clip_mV``); None: no ceiling.
     """
 
     arch: str = "gru"
@@ -91,6 +92,7 @@ class TrainConfig:
     dend_weight: float = 1.0
     ica_weight: float = 0.1
     rest_warmup_ms: int = 0
+    v_clip_mV: float | None = None
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -167,4 +169,4 @@ class TrainConfig:
 #: extra target names of ``TrainConfig.targets``
 TARGETS = ("ina", "ik", "v_dend", "ica")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
-LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "rest_warmup_ms")
+LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "rest_warmup_ms", "v_clip_mV")

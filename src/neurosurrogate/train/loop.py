@@ -27,7 +27,7 @@ import torch
 
 from neurosurrogate.data.dataset import Dataset, load_dataset
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel
+from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, spike_shape
 from neurosurrogate.train.config import TrainConfig
 from neurosurrogate.train.features import SparseFeatures
 from neurosurrogate.train.losses import extra_groups, surrogate_loss
@@ -56,7 +56,7 @@ def load_all(paths) -> list[Dataset]:
     return ds
 
 
-def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=None,
+def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=None, v_clip_mV: float | None = None,
                   v_scale_mV: float = 20.0) -> Encoding:
     """Encoding from training data.
 
@@ -112,6 +112,9 @@ def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=N
         v_scale_mV=v_scale_mV,
         cell_name=str(d0.cell.get("name", "unknown")),
         extras=tuple(extras),
+        v_clip_mV=v_clip_mV,
+        spike_shape_mV=() if v_clip_mV is None else tuple(map(tuple, spike_shape(
+            [v for d in train for v in d.v_mV], [st for d in train for st in d.spike_times_ms]))),
     )
 
 
@@ -273,7 +276,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     out.mkdir(parents=True, exist_ok=True)
     if json.dumps(train_ds[0].cell, sort_keys=True) != json.dumps(val_ds[0].cell, sort_keys=True):
         raise TrainError("training and validation data come from different cells")
-    enc = make_encoding(train_ds, cfg.predict_currents, cfg.targets)
+    enc = make_encoding(train_ds, cfg.predict_currents, cfg.targets, cfg.v_clip_mV)
     tr, va = to_tensors(train_ds, enc, sparse="auto"), to_tensors(val_ds, enc, sparse="auto")
     groups = loss_groups(cfg, enc)
     torch.manual_seed(cfg.seed)
