@@ -3,7 +3,8 @@
 # model card) -> copy into the package. Every step resumes or skips what is done. Needs the Hay 2011
 # morphology and reference data (default ../shared/hay2011; HAY=/path/to/hay2011 to change).
 # Cost on a 2-core CPU: the first 790 training trials ~70 min of NEURON on 2 workers (the full 2,000
-# ~3 h; only the first 790 are used), validation 200 trials ~18 min, training ~16-26 min, evaluation ~1 min.
+# ~3 h; only the first 790 are used), 400 volley trials ~37 min, validation 200 trials ~18 min, training
+# ~18-26 min, evaluation ~1 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=.venv/bin/neurosurrogate
@@ -16,6 +17,10 @@ mkdir -p data/hay
 REUSE=""
 [ -d data/hay/train_mixed.h5.parts ] && REUSE="--reuse data/hay/train_mixed.h5.parts"
 $N simulate $GEN --trials 790 --seed 1 $REUSE --out data/hay/train_790.h5
+# and the first 400 trials of a run with synchronous volleys in half of the trials (seed 3):
+REUSE=""
+[ -d data/hay/train_volleys.h5.parts ] && REUSE="--reuse data/hay/train_volleys.h5.parts"
+$N simulate $GEN --option p_volleys=0.5 --trials 400 --seed 3 $REUSE --out data/hay/train_volleys_400.h5
 $N simulate $GEN --trials 200 --seed 2 --out data/hay/val_mixed.h5
 $N train --config configs/hay-l5pc.toml
 $N evaluate --model runs/hay-l5pc/model --data data/hay/val_mixed.h5 \

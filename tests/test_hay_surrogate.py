@@ -78,8 +78,8 @@ def test_fidelity_floor_on_the_original_models_recordings(model):
 def test_l5pc_circuit_uses_proximal_contacts_and_runs():
     """examples/l5pc_circuit.toml: every connection is 5 contacts on excitatory sites within 200 um;
     the circuit runs batched; the Rett map behaves as measured (README): the Rett-like corner (0.75 x
-    drive, 5 %) is silent before the stimulus and barely answers it, the control setting is stable and
-    answers it, more so with more connections (recurrent recruitment), the strong corner (1.25 x, 10 %)
+    drive, 5 %) is silent before the stimulus and answers it far less than the control setting, which is
+    stable and answers it, more so with more connections (recurrent recruitment), the strong corner (1.25 x, 10 %)
     is unstable."""
     from neurosurrogate.network.build import cell_table, realise
     from neurosurrogate.network.config import load_network_config
@@ -99,10 +99,12 @@ def test_l5pc_circuit_uses_proximal_contacts_and_runs():
         m = [circuit_measures(r, 150, 100.0, 10.0) for r in runs]
         return np.mean([x["instability"] for x in m]), np.mean([x["immediate_response"] for x in m])
 
-    inst, resp = measures(0.75, 0.05)
-    assert inst == 0.0 and resp < 0.15
     inst, resp = measures(1.0, 0.075)
     assert inst < 0.3 and resp > 0.35
+    # the Rett-like corner: stable, and its answer a fraction of control's (the real cells, driven open
+    # loop with the same circuit input in NEURON, answer 0.19 there vs 0.54 at control: README)
+    inst_rett, resp_rett = measures(0.75, 0.05)
+    assert inst_rett == 0.0 and resp_rett < 0.5 * resp
     # recurrent recruitment: at control drive the response grows with connectivity
     assert measures(1.0, 0.10)[1] > measures(1.0, 0.05)[1] + 0.05
     inst, resp = measures(1.25, 0.10)

@@ -8,6 +8,13 @@ from typing import Sequence
 import numpy as np
 
 
+
+def shown_v(tr) -> np.ndarray:
+    """The soma voltage to draw, mV: a clipped-voltage surrogate's trace with its spikes put back
+    (``meta['v_spiking_mV']``), else ``v_mV``. Scores use ``v_mV``."""
+    v = (getattr(tr, "meta", None) or {}).get("v_spiking_mV")
+    return tr.v_mV if v is None else v
+
 def _plt():
     import matplotlib
 
@@ -34,7 +41,7 @@ def plot_traces(
         ax = axes[k, 0]
         t = tr.t_ms
         m = slice(None) if max_ms is None else t < max_ms
-        ax.plot(t[m], tr.v_mV[m], lw=0.7, color="k")
+        ax.plot(t[m], shown_v(tr)[m], lw=0.7, color="k")
         if events is not None and kinds is not None:
             ev = events[k]
             sel = ev.t_ms < (max_ms if max_ms is not None else np.inf)
@@ -66,7 +73,7 @@ def plot_overlay(path, truth: Sequence, pred: Sequence, title: str = "", max_ms:
         ax = axes[k, 0]
         m = a.t_ms < (max_ms if max_ms is not None else np.inf)
         ax.plot(a.t_ms[m], a.v_mV[m], color="k", lw=0.8, label="NEURON")
-        ax.plot(b.t_ms[m], b.v_mV[m], color="tab:red", lw=0.8, alpha=0.8, label="surrogate")
+        ax.plot(b.t_ms[m], shown_v(b)[m], color="tab:red", lw=0.8, alpha=0.8, label="surrogate")
         lim = max_ms if max_ms is not None else np.inf
         ax.plot(a.spike_times_ms[a.spike_times_ms < lim], np.full((a.spike_times_ms < lim).sum(), 50), "|k", ms=6)
         ax.plot(b.spike_times_ms[b.spike_times_ms < lim], np.full((b.spike_times_ms < lim).sum(), 45), "|",
@@ -79,7 +86,7 @@ def plot_sites(path, truth, pred, title: str = "", max_ms: float | None = None) 
     """One trial of a multi-compartment cell: soma, each dendritic site (``v_dend_mV`` rows, mV)
     and ``ica`` (mA/cm2) where present; NEURON black, surrogate red."""
     plt = _plt()
-    rows = [("soma V (mV)", truth.v_mV, pred.v_mV)]
+    rows = [("soma V (mV)", truth.v_mV, shown_v(pred))]
     if getattr(pred, "v_dend_mV", None) is not None and getattr(truth, "v_dend_mV", None) is not None:
         sites = (truth.meta or {}).get("sites") or [{}] * len(pred.v_dend_mV)
         for k in range(len(pred.v_dend_mV)):
@@ -156,7 +163,7 @@ def plot_stability(path, long: dict) -> Path:
     tr, pr = long["truth"], long["pred"]
     m = tr.t_ms >= tr.t_ms[-1] - 1000
     a2.plot(tr.t_ms[m], tr.v_mV[m], "k", lw=0.8, label="NEURON")
-    a2.plot(pr.t_ms[m], pr.v_mV[m], color="tab:red", lw=0.8, label="surrogate")
+    a2.plot(pr.t_ms[m], shown_v(pr)[m], color="tab:red", lw=0.8, label="surrogate")
     a2.set_xlabel("time (ms)")
     a2.set_ylabel("V (mV)")
     a2.legend(fontsize=7)
