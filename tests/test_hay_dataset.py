@@ -177,3 +177,24 @@ def test_bad_input_gives_clear_errors(tmp_path):
     cell = get_cell("hay-l5pc", morphology=str(MORPH))
     with pytest.raises(ValueError, match="workers"):
         generate_dataset(tmp_path / "w.h5", cell, 1, 100, 0, workers=0, progress=False)
+
+
+def test_volleys_on_proximal_sites(tmp_path):
+    """--option volley_max_dist_um=D: the dataset records the excitatory sites within D um of the soma
+    as volley_synapses, and every volley event lands on one of them; a distance without sites fails."""
+    out = tmp_path / "v.h5"
+    r = _cli("simulate", "--cell", "hay-l5pc", "--morphology", str(MORPH), "--trials", "1", "--duration-ms", "200",
+             "--seed", "3", "--protocol", "mixed", "--option", "exc_rate_range_Hz=1,1", "--option", "p_quiet=0",
+             "--option", "p_volleys=1", "--option", "volley_rate_range_Hz=40,40", "--option", "volley_size_range=8,8",
+             "--option", "volley_max_dist_um=200", "--workers", "1", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    d = ds.load_dataset(out)
+    near = {s["index"] for s in d.synapses if s["kind"] == "exc" and s["dist_um"] <= 200.0}
+    assert 20 < len(near) < 150 and set(d.config["protocol_options"]["volley_synapses"]) == near
+    assert "volley_max_dist_um" not in d.config["protocol_options"]
+    ev = d.events[0]
+    exc = np.array([d.synapses[i]["kind"] == "exc" for i in ev.synapse])
+    assert exc.sum() >= 8 and set(ev.synapse[exc].tolist()) <= near  # 1 Hz background: (almost) all volleys
+    r = _cli("simulate", "--cell", "hay-l5pc", "--morphology", str(MORPH), "--trials", "1", "--duration-ms", "100",
+             "--protocol", "mixed", "--option", "volley_max_dist_um=1", "--quiet", "--out", str(tmp_path / "x.h5"))
+    assert r.returncode == 2 and "no excitatory site" in r.stderr and "Traceback" not in r.stderr

@@ -166,6 +166,15 @@ def test_mixed_protocol_volleys():
         assert np.ptp(t[v]) <= 0.5 and len(set(syn[v].tolist())) == 6 and np.all(syn[v] < 30)
     with pytest.raises(ValueError, match="volleys"):
         mixed_protocol_events(kinds, w, 2000, np.random.default_rng(3), **{**quiet, "volley_size_range": (5, 2)})
+    # restricted to chosen excitatory sites (the proximal ones a circuit's connections use)
+    near = list(range(10, 18))
+    ev = mixed_protocol_events(kinds, w, 2000, np.random.default_rng(3), **quiet, volley_synapses=near)
+    t, syn = ev.t_ms, ev.synapse
+    starts = [k for k in range(len(t)) if k == 0 or t[k] - t[k - 1] > 5.0]
+    big = [np.arange(s, e)[:6] for s, e in zip(starts, starts[1:] + [len(t)]) if e - s >= 6]
+    assert len(big) >= 3 and all(set(syn[g].tolist()) <= set(near) for g in big)
+    with pytest.raises(ValueError, match="volley_synapses"):
+        mixed_protocol_events(kinds, w, 2000, np.random.default_rng(3), **quiet, volley_synapses=[5, 35])
 
 
 def test_bin_events_keeps_sub_ms_timing():

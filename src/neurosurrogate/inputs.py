@@ -398,6 +398,7 @@ def mixed_protocol_events(
     volley_rate_range_Hz: tuple[float, float] = (1.0, 20.0),
     volley_size_range: tuple[int, int] = (3, 20),
     volley_jitter_ms: float = 1.0,
+    volley_synapses: Sequence[int] | None = None,
 ) -> EventTable:
     """Diverse regimes for training and testing surrogates beyond the paper's protocol.
 
@@ -414,7 +415,9 @@ def mixed_protocol_events(
     the trials of earlier datasets are unchanged): with probability ``p_volleys`` a trial also gets
     volleys at a Poisson rate log-uniform in ``volley_rate_range_Hz``, each of a number of events
     uniform in ``volley_size_range`` on distinct random excitatory synapses within
-    ``volley_jitter_ms`` (continuous times, the trial's weight distribution).
+    ``volley_jitter_ms`` (continuous times, the trial's weight distribution); ``volley_synapses``
+    restricts them to the given excitatory synapse indices (e.g. the proximal sites that a circuit's
+    connections use; ``simulate --option volley_max_dist_um=D`` fills it for ``hay-l5pc``).
     """
     _check_duration(duration_ms)
     if rng.random() < p_quiet:
@@ -447,19 +450,25 @@ def mixed_protocol_events(
             t = np.floor(t)
         times.append(t)
         syns.append(rng.choice(group, size=t.size))
-    if p_volleys > 0 and exc.size and rng.random() < p_volleys:
+    pool = exc
+    if volley_synapses is not None:
+        pool = np.unique(np.asarray(volley_synapses, dtype=np.int64))
+        if not pool.size or not np.isin(pool, exc).all():
+            raise ValueError(f"volley_synapses must be excitatory synapse indices (of {exc.tolist()[:5]}...), got "
+                             f"{sorted(set(pool.tolist()) - set(exc.tolist()))[:5] or 'none'}")
+    if p_volleys > 0 and pool.size and rng.random() < p_volleys:
         lo_v, hi_v = volley_rate_range_Hz
-        lo_n, hi_n = int(volley_size_range[0]), min(int(volley_size_range[1]), exc.size)
+        lo_n, hi_n = int(volley_size_range[0]), min(int(volley_size_range[1]), pool.size)
         if not (0 < lo_v <= hi_v) or not (1 <= lo_n <= hi_n) or volley_jitter_ms < 0:
             raise ValueError(f"volleys: need 0 < volley_rate_range_Hz[0] <= [1], 1 <= volley_size_range[0] <= [1] "
-                             f"(at most {exc.size} excitatory synapses), volley_jitter_ms >= 0; got "
+                             f"(at most {pool.size} excitatory synapses), volley_jitter_ms >= 0; got "
                              f"{volley_rate_range_Hz}, {volley_size_range}, {volley_jitter_ms}")
         rate_v = float(np.exp(rng.uniform(np.log(lo_v), np.log(hi_v))))
         for t0 in np.sort(rng.uniform(0.0, duration_ms, size=rng.poisson(rate_v * duration_ms / 1000.0))):
             k = int(rng.integers(lo_n, hi_n + 1))
             t = np.minimum(t0 + rng.uniform(0.0, volley_jitter_ms, size=k), np.nextafter(duration_ms, 0))
             times.append(t)
-            syns.append(rng.choice(exc, size=k, replace=False))
+            syns.append(rng.choice(pool, size=k, replace=False))
     return _assemble(times, syns, default_weights_nS, rng, cv)
 
 

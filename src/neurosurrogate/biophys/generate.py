@@ -49,6 +49,29 @@ def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: floa
     )
 
 
+def volley_sites(cell: CellSpec, options: dict) -> dict:
+    """Protocol options with ``volley_max_dist_um = D`` replaced by ``volley_synapses``: the indices
+    of the excitatory sites within D um path distance of the soma (a placed synapse table: ``hay-l5pc``;
+    builds the morphology in NEURON). The dataset's configuration records the explicit indices.
+
+    Raises:
+        ValueError: the cell has no placed sites, D is not > 0, or no excitatory site is that close.
+    """
+    opts = dict(options)
+    d = opts.pop("volley_max_dist_um")
+    if not _is_hay(cell):
+        raise ValueError(f"volley_max_dist_um needs a cell with placed synapse sites (hay-l5pc), not {cell.name!r}")
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not d > 0:
+        raise ValueError(f"volley_max_dist_um must be a path distance > 0 (um), got {d!r}")
+    from neurosurrogate.biophys.hay import synapse_table
+
+    sel = [int(r["index"]) for r in synapse_table(cell) if r["kind"] == "exc" and r["dist_um"] <= d]
+    if not sel:
+        raise ValueError(f"volley_max_dist_um = {d}: no excitatory site lies within {d} um of the soma")
+    opts["volley_synapses"] = sel
+    return opts
+
+
 def _worker(cell_dict: dict, items: list[tuple[int, dict]], duration_ms: float) -> list[tuple[int, dict]]:
     from neurosurrogate.biophys.simulate import simulate_batch
 
@@ -234,6 +257,8 @@ def generate_dataset(
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size}")
     options = dict(protocol_options or {})
     hay = _is_hay(cell)
+    if "volley_max_dist_um" in options:
+        options = volley_sites(cell, options)
     # fail early on a bad protocol or option, before any process starts
     trial_events(cell, protocol, options, duration_ms, seed, 0)
     config = {
