@@ -90,10 +90,12 @@ def add_commands(sub, CLIError) -> None:
         for key in ("sites", "ica_site"):
             if key in tr.meta:
                 meta[key] = tr.meta[key]
-        if "v_spiking_mV" in tr.meta:  # a clipped-voltage model: the voltage with its spikes put back
-            meta["units"]["v_spiking_mV"] = "mV"
-            meta["outputs"].append("v_spiking_mV")
-        tr.save_npz(out, meta, extra={"v_spiking_mV": tr.meta["v_spiking_mV"]} if "v_spiking_mV" in tr.meta else None)
+        # a clipped-voltage model also gives its voltage with the spikes put back
+        extra = {k: tr.meta[k] for k in ("v_spiking_mV",) if k in tr.meta}
+        for k in extra:
+            meta["units"][k] = "mV"
+            meta["outputs"].append(k)
+        tr.save_npz(out, meta, extra=extra)
         print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (surrogate {el:.3f} s)")
         if args.plot:
             from neurosurrogate.plotting import plot_traces
