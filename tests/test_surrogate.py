@@ -86,6 +86,8 @@ def test_clipped_voltage_targets_and_spike_shape_restore_the_spikes():
         Encoding(synapse_weights_nS=(1.0,), v_rest_mV=-70.0, spike_shape_mV=((1.0, 2.0), (1.0,)))
     with pytest.raises(ValueError, match="v_clip_mV"):
         Encoding(synapse_weights_nS=(1.0,), v_rest_mV=-70.0, v_clip_mV=float("nan"))
+    with pytest.raises(ValueError, match="v_clip_mV"):  # a string from a config file: a clear error, not a TypeError
+        Encoding(synapse_weights_nS=(1.0,), v_rest_mV=-70.0, v_clip_mV="-55")
     with pytest.raises(ValueError, match="no spike"):
         spike_shape([np.zeros(5)], [np.zeros(0)])
 

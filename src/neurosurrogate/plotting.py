@@ -8,12 +8,12 @@ from typing import Sequence
 import numpy as np
 
 
-
 def shown_v(tr) -> np.ndarray:
     """The soma voltage to draw, mV: a clipped-voltage surrogate's trace with its spikes put back
     (``meta['v_spiking_mV']``), else ``v_mV``. Scores use ``v_mV``."""
     v = (getattr(tr, "meta", None) or {}).get("v_spiking_mV")
     return tr.v_mV if v is None else v
+
 
 def _plt():
     import matplotlib

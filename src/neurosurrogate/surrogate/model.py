@@ -152,7 +152,8 @@ class Encoding:
                              f"got rows of lengths {[len(r) for r in shape]}")
         object.__setattr__(self, "spike_shape_mV", shape)
         if self.v_clip_mV is not None:
-            if isinstance(self.v_clip_mV, bool) or not math.isfinite(self.v_clip_mV):
+            if (isinstance(self.v_clip_mV, bool) or not isinstance(self.v_clip_mV, (int, float))
+                    or not math.isfinite(self.v_clip_mV)):
                 raise ValueError(f"v_clip_mV must be a finite voltage (mV) or None, got {self.v_clip_mV!r}")
             object.__setattr__(self, "v_clip_mV", float(self.v_clip_mV))
         object.__setattr__(self, "synapse_weights_nS", tuple(float(w) for w in self.synapse_weights_nS))
