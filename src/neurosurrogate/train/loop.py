@@ -70,6 +70,9 @@ def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=N
       ``v_scale_mV``, as the soma); ``ica`` (offset = its median at t = 0, scale = its SD
       over all samples, mA/cm2).
 
+    With ``v_clip_mV`` the soma voltage is learned below that ceiling and the encoding keeps the
+    training data's spike shape (:func:`~neurosurrogate.surrogate.model.spike_shape`).
+
     Raises:
         TrainError: a target is missing from a dataset or does not vary.
     """
