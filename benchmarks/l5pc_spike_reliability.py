@@ -1,0 +1,311 @@
+"""How reliable are the detailed cell's own spikes? The real hay-l5pc cell (our NEURON model) on the
+reference bombardment, with small perturbations of its input, scored against the reference recordings
+exactly as the surrogate is scored (``evaluate --skip-ms 300``).
+
+A surrogate is never exact: its subthreshold soma voltage differs from NEURON's by a fraction of a mV to
+a few mV. This experiment asks what spike fidelity follows from a given subthreshold accuracy in the
+cell itself: it perturbs the input of NEURON slightly and measures both the subthreshold r and the spike
+precision/recall of the perturbed cell against the unperturbed reference, giving a curve of spike F1 vs
+subthreshold r that no surrogate with that voltage error can be expected to beat by much. Conditions:
+
+* ``none``: our NEURON cell on the reference events (the validation of deliverable 2);
+* ``steady_start``: the same events, but the cell starts from its steady state without input (as every
+  training trial and every surrogate prediction does) instead of at -80 mV without a pre-run: what the
+  reference's start costs a perfect model that starts from rest;
+* ``event_weight:S``: every event's conductance scaled by (1 + S N(0, 1)), independently (clipped >= 0);
+* ``synapse_weight:S``: every synapse's conductance scaled by one factor (1 + S N(0, 1)) for the whole
+  trial (a surrogate that mis-learned each synapse's efficacy by S);
+* ``jitter_ms:S``: every event moved by S N(0, 1) ms (clipped to >= 0).
+
+The perturbed cell's soma voltage is clipped at ``--v-clip-mV`` (-55, as the shipped surrogate's) before
+scoring, so a spike the reference does not have costs in r what it costs a surrogate. With ``--model``
+the surrogate's row is added (same trials, same scoring).
+
+    .venv/bin/python benchmarks/l5pc_spike_reliability.py --morphology ../shared/hay2011/cell1.asc \
+        [--reference ../shared/hay2011/reference/synaptic_bombardment.npz] [--trials 0,2,4,...] \
+        [--conditions none,event_weight:0.03,synapse_weight:0.05,jitter_ms:0.3] [--seed 0] [--workers 2] \
+        [--model hay-l5pc] [--out docs/experiments/l5pc_spike_reliability]
+
+Writes ``reliability.json``, ``reliability.md`` (table) and ``reliability.png`` (spike F1 at +-10 ms
+against subthreshold r, one point per condition). Rows already in ``reliability.json`` with the same
+trials, seed, scoring window and clip are reused (a run can be extended by further conditions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms")
+
+
+def parse_condition(text: str) -> tuple[str, float]:
+    """``kind[:size]`` -> (kind, size); ValueError naming the condition if malformed."""
+    kind, _, size = text.strip().partition(":")
+    if kind not in KINDS:
+        raise ValueError(f"--conditions: unknown perturbation {kind!r} in {text!r} (expected one of {KINDS})")
+    if kind in ("none", "steady_start"):
+        if size:
+            raise ValueError(f"--conditions: {kind!r} takes no size, got {text!r}")
+        return kind, 0.0
+    try:
+        s = float(size)
+    except ValueError:
+        raise ValueError(f"--conditions: {text!r} needs a numeric size, e.g. {kind}:0.05") from None
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError(f"--conditions: size of {text!r} must be a finite number > 0")
+    return kind, s
+
+
+def parse_windows(text: str) -> list[float]:
+    """``"300,800,2000"`` -> [300.0, 800.0, 2000.0] (whole ms, increasing; empty text: no windows)."""
+    if not text.strip():
+        return []
+    try:
+        edges = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--windows-ms: expected comma-separated numbers of ms, got {text!r}") from None
+    if len(edges) < 2 or any(not np.isfinite(e) or e < 0 or e != int(e) for e in edges) or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"--windows-ms: need >= 2 increasing whole numbers of ms >= 0, got {text!r}")
+    return edges
+
+
+def perturb(events, kind: str, size: float, n_synapses: int, rng: np.random.Generator):
+    """A perturbed copy of an :class:`~neurosurrogate.inputs.EventTable`."""
+    from neurosurrogate.inputs import EventTable
+
+    t, s, w = events.t_ms.copy(), events.synapse.copy(), events.weight_nS.copy()
+    if kind == "event_weight":
+        w = np.clip(w * (1.0 + size * rng.standard_normal(w.size)), 0.0, None)
+    elif kind == "synapse_weight":
+        w = np.clip(w * (1.0 + size * rng.standard_normal(n_synapses))[s], 0.0, None)
+    elif kind == "jitter_ms":
+        t = np.clip(t + size * rng.standard_normal(t.size), 0.0, None)
+        order = np.argsort(t, kind="stable")
+        t, s, w = t[order], s[order], w[order]
+    return EventTable(t, s, w)
+
+
+def _worker(cell_dict: dict, tables: list, duration_ms: float) -> list[tuple]:
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.hay import simulate_hay
+
+    spec = cell_from_dict(cell_dict)
+    out = []
+    for ev in tables:
+        tr = simulate_hay(spec, ev, duration_ms)
+        out.append((tr.v_mV, tr.v_dend_mV, tr.spike_times_ms))
+    return out
+
+
+def run_neuron(cell_dict: dict, tables: list, duration_ms: float, workers: int) -> list[tuple]:
+    """Simulate every table on ``workers`` spawned processes (NEURON in the children only)."""
+    chunks = [list(range(i, len(tables), workers)) for i in range(workers)]
+    chunks = [c for c in chunks if c]
+    out: list = [None] * len(tables)
+    with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_worker, cell_dict, [tables[i] for i in ch], duration_ms) for ch in chunks]
+        for ch, f in zip(chunks, futs):
+            for i, res in zip(ch, f.result()):
+                out[i] = res
+    return out
+
+
+def score(truth, v_pred, dend_pred, spikes_pred, start_ms: float, end_ms: float | None = None) -> dict[str, float]:
+    """The evaluate command's reference scores (multicompartment_fidelity after crop_trial) on the
+    window [start_ms, end_ms) of every trial (end None: the trial's end)."""
+    from neurosurrogate.evaluate.metrics import crop_trial, multicompartment_fidelity
+
+    T = truth.v_mV.shape[1] if end_ms is None else int(end_ms)
+
+    def cut(v, spikes):
+        sp = np.asarray(spikes, float)
+        return crop_trial(np.asarray(v, float)[..., :T], sp[sp < T], start_ms)
+
+    vt, vp, st, sp = [], [], [], []
+    dt = {"v_dend0_mV": [], "v_dend1_mV": []}
+    dp = {"v_dend0_mV": [], "v_dend1_mV": []}
+    for i in range(truth.n_trials):
+        a, b = cut(truth.v_mV[i], truth.spike_times_ms[i])
+        c, d = cut(v_pred[i], spikes_pred[i])
+        vt.append(a); st.append(b); vp.append(c); sp.append(d)
+        for k, key in enumerate(dt):
+            dt[key].append(cut(truth.v_dend_mV[i][k], [])[0])
+            dp[key].append(cut(dend_pred[i][k], [])[0])
+    return multicompartment_fidelity(vt, vp, st, sp, [T - start_ms] * len(vt), dt, dp)
+
+
+def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: list[float]) -> dict:
+    """Row entries for [skip_ms, end) plus ``windows``: the same scores on consecutive windows."""
+    out = row_of(score(truth, v_pred, dend_pred, spikes_pred, skip_ms))
+    out["windows"] = [{"start_ms": a, "end_ms": b, **row_of(score(truth, v_pred, dend_pred, spikes_pred, a, b))}
+                      for a, b in zip(windows_ms[:-1], windows_ms[1:])]
+    return out
+
+
+def row_of(m: dict) -> dict:
+    p, r = m["precision_10ms"], m["recall_10ms"]
+    return {"precision_10ms": p, "recall_10ms": r,
+            "f1_10ms": 2 * p * r / (p + r) if p + r else 0.0,
+            "precision_2ms": m["precision_2ms"], "recall_2ms": m["recall_2ms"],
+            "median_abs_shift_ms": m.get("median_abs_shift_ms", float("nan")),
+            "r_sub": m["pearson_r_sub"], "r_away5ms": m["pearson_r_away5ms"],
+            "r_dend0": m["v_dend0_mV_pearson_r"], "r_dend1": m["v_dend1_mV_pearson_r"],
+            "n_spikes_pred": m.get("n_spikes_pred", float("nan")), "n_spikes_true": m.get("n_spikes_true", float("nan"))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--morphology", required=True, help="Hay L5PC morphology (.asc/.swc), e.g. ../shared/hay2011/cell1.asc")
+    ap.add_argument("--reference", default=str(REPO.parent / "shared/hay2011/reference/synaptic_bombardment.npz"),
+                    help="reference bombardment .npz (default: ../shared/hay2011/reference/...)")
+    ap.add_argument("--trials", default="", help="comma-separated reference trial indices (default: all)")
+    ap.add_argument("--conditions", default="none,event_weight:0.03,synapse_weight:0.05,jitter_ms:0.3",
+                    help="comma-separated perturbations kind[:size] (see the module doc)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    ap.add_argument("--skip-ms", type=float, default=300.0, help="unscored start of each trial, ms (default 300)")
+    ap.add_argument("--windows-ms", default="300,800,1300,2000",
+                    help="edges of consecutive windows also scored on their own, ms (default 300,800,1300,2000)")
+    ap.add_argument("--v-clip-mV", type=float, default=-55.0, help="clip the perturbed soma voltage here, mV")
+    ap.add_argument("--workers", type=int, default=2, help="NEURON processes (default 2)")
+    ap.add_argument("--model", default="", help="also score this surrogate (name or path) on the same trials")
+    ap.add_argument("--out", default=str(REPO / "docs/experiments/l5pc_spike_reliability"), help="output folder")
+    args = ap.parse_args(argv)
+    try:
+        conditions = [parse_condition(c) for c in args.conditions.split(",") if c.strip()]
+        if not conditions:
+            raise ValueError("--conditions: give at least one perturbation")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        if not (np.isfinite(args.skip_ms) and args.skip_ms >= 0):
+            raise ValueError(f"--skip-ms must be a finite number >= 0, got {args.skip_ms}")
+        windows = parse_windows(args.windows_ms)
+        from neurosurrogate.biophys.hay import HayCell
+        from neurosurrogate.evaluate.reference import load_reference_bombardment
+
+        ref = load_reference_bombardment(args.reference)
+        trials = np.arange(ref.n_trials)
+        if args.trials.strip():
+            try:
+                trials = np.array([int(x) for x in args.trials.split(",")])
+            except ValueError:
+                raise ValueError(f"--trials: expected comma-separated whole numbers, got {args.trials!r}") from None
+            if trials.min() < 0 or trials.max() >= ref.n_trials:
+                raise ValueError(f"--trials: indices must lie in 0..{ref.n_trials - 1}")
+        ref = ref.subset(trials)
+        if windows and windows[-1] > ref.v_mV.shape[1]:
+            raise ValueError(f"--windows-ms: the last edge {windows[-1]:g} lies beyond the trials' "
+                             f"{ref.v_mV.shape[1]} ms")
+        spec = HayCell(morphology=args.morphology, prerun=False, v_init_mV=-80.0)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    duration = float(ref.v_mV.shape[1])
+    key = {"trials": trials.tolist(), "seed": args.seed, "skip_ms": args.skip_ms, "v_clip_mV": args.v_clip_mV,
+           "windows_ms": windows,
+           "reference": str(Path(args.reference).resolve())}
+    done = previous_rows(Path(args.out) / "reliability.json", key)
+    rows = []
+    for kind, size in tqdm(conditions, desc="conditions"):
+        name = f"{kind}:{size:g}" if size else kind
+        if name in done:
+            rows.append(done[name])
+            continue
+        # the perturbation's seed depends on the condition, not on its place in the list
+        rng = np.random.default_rng([args.seed, KINDS.index(kind), int(round(size * 1e6))])
+        tables = [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, len(spec.synapses), rng)
+                  for ev in ref.events]
+        t0 = time.perf_counter()
+        cell = spec.replace(prerun=True) if kind == "steady_start" else spec
+        res = run_neuron(cell.to_dict(), tables, duration, args.workers)
+        wall = time.perf_counter() - t0
+        v = [np.minimum(r[0], args.v_clip_mV) for r in res]
+        m = scores(ref, v, [r[1] for r in res], [r[2] for r in res], args.skip_ms, windows)
+        rows.append({"condition": name, **m, "wall_s": wall})
+        print(json.dumps(rows[-1]), flush=True)
+        write_outputs(Path(args.out), rows, vars(args), key)  # a finished condition is kept if a later one fails
+    if args.model:
+        from neurosurrogate.surrogate.model import SurrogateModel
+
+        model = SurrogateModel.load(args.model)
+        preds = model.predict(ref.events, duration)
+        m = scores(ref, [p.v_mV for p in preds], [p.v_dend_mV for p in preds], [p.spike_times_ms for p in preds],
+                   args.skip_ms, windows)
+        rows.append({"condition": f"surrogate {args.model}", **m, "wall_s": float("nan")})
+        print(json.dumps(rows[-1]), flush=True)
+    write_outputs(Path(args.out), rows, vars(args), key)
+    return 0
+
+
+def previous_rows(path: Path, key: dict) -> dict[str, dict]:
+    """Condition name -> row of an earlier run with the same ``key`` (none if it differs or is unreadable)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("key") != key:
+        return {}
+    return {r["condition"]: r for r in old.get("rows", []) if not r["condition"].startswith("surrogate")}
+
+
+def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurosurrogate.data.io import atomic_path
+
+    def write_text(path: Path, text: str) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+
+    write_text(out / "reliability.json", json.dumps({"args": args, "key": key, "rows": rows}, indent=1))
+    head = "| condition | P / R +-10 ms | F1 | P / R +-2 ms | median abs shift (ms) | r sub | r away 5 ms | dend r 400/700 |"
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        lines.append(f"| {r['condition']} | {r['precision_10ms']:.3f} / {r['recall_10ms']:.3f} | {r['f1_10ms']:.3f} | "
+                     f"{r['precision_2ms']:.3f} / {r['recall_2ms']:.3f} | {r['median_abs_shift_ms']:.2f} | "
+                     f"{r['r_sub']:.3f} | {r['r_away5ms']:.3f} | {r['r_dend0']:.3f} / {r['r_dend1']:.3f} |")
+    if rows and rows[0].get("windows"):
+        wins = [(w["start_ms"], w["end_ms"]) for w in rows[0]["windows"]]
+        lines += ["", "By window (F1 at +-10 ms / F1 at +-2 ms / r sub):", "",
+                  "| condition | " + " | ".join(f"{a:g}-{b:g} ms" for a, b in wins) + " |", "|---" * (len(wins) + 1) + "|"]
+        for r in rows:
+            cells = []
+            for w in r["windows"]:
+                f2 = 2 * w["precision_2ms"] * w["recall_2ms"] / max(w["precision_2ms"] + w["recall_2ms"], 1e-12)
+                cells.append(f"{w['f1_10ms']:.3f} / {f2:.3f} / {w['r_sub']:.3f}")
+            lines.append(f"| {r['condition']} | " + " | ".join(cells) + " |")
+    write_text(out / "reliability.md", "\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for r in rows:
+        sur = r["condition"].startswith("surrogate")
+        ax.plot(r["r_sub"], r["f1_10ms"], "s" if sur else "o", color="C3" if sur else "C0")
+        ax.annotate(r["condition"], (r["r_sub"], r["f1_10ms"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.9, color="0.6", ls="--", lw=0.8)
+    ax.axvline(0.95, color="0.6", ls="--", lw=0.8)
+    ax.set_xlabel("subthreshold soma r vs reference")
+    ax.set_ylabel("spike F1 at +-10 ms vs reference")
+    ax.set_title("hay-l5pc: spike fidelity of perturbed NEURON cells", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out / "reliability.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
