@@ -94,6 +94,30 @@ def test_sweep_resumes_after_interruption(tmp_path):
         run_sweep(other, out, progress=False)
 
 
+def test_a_changed_model_under_the_same_name_does_not_resume(tmp_path):
+    """The fingerprint covers the weights of the models a sweep uses, not only their names: chunks
+    computed with other weights in the same model folder are refused, not silently reused."""
+    import shutil
+
+    from neurosurrogate.surrogate.model import resolve_model_path
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model_path("point-hh"), model)
+    path = sweep_file(tmp_path)  # writes net.toml beside it
+    net = tmp_path / "net.toml"
+    net.write_text(net.read_text().replace('model = "point-hh"', f'model = "{model}"'))
+    assert str(model) in net.read_text()
+    sw = load_sweep_config(path)
+    out = tmp_path / "r.parquet"
+    run_sweep(sw, out, stop_after_chunks=1, progress=False)
+    before = sw.fingerprint()
+    card = model / "model.json"
+    card.write_text(card.read_text().replace('"point-hh"', '"point-hh" ', 1))  # other bytes, same name
+    assert load_sweep_config(path).fingerprint() != before
+    with pytest.raises(SweepError, match="another sweep"):
+        run_sweep(load_sweep_config(path), out, progress=False)
+
+
 def test_dask_scheduler_gives_the_same_table(tmp_path):
     from distributed import LocalCluster
 

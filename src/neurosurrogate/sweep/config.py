@@ -79,9 +79,30 @@ class SweepConfig:
         return out
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines the results (to refuse resuming another sweep)."""
-        blob = json.dumps({"sweep": self.raw, "network": self.network.raw}, sort_keys=True, default=str)
+        """Hash of everything that determines the results (to refuse resuming another sweep): the
+        sweep and network configs and the content of every surrogate model they use (a model is named,
+        e.g. ``hay-l5pc``, and the same name can hold other weights after an update)."""
+        models = {p.model: model_digest(p.model) for p in self.network.populations}
+        blob = json.dumps({"sweep": self.raw, "network": self.network.raw, "models": models}, sort_keys=True,
+                          default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def model_digest(name_or_path: str) -> str:
+    """sha256 of a surrogate model folder's files (name and bytes, sorted); '' if it cannot be resolved
+    (the network config reports that itself)."""
+    from neurosurrogate.surrogate.model import ModelError, resolve_model_path
+
+    try:
+        folder = resolve_model_path(name_or_path)
+    except ModelError:
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".pt"):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _values(key: str, spec: Any) -> list[float]:
