@@ -133,16 +133,16 @@ def score(truth, v_pred, dend_pred, spikes_pred, start_ms: float, end_ms: float 
         return crop_trial(np.asarray(v, float)[..., :T], sp[sp < T], start_ms)
 
     vt, vp, st, sp = [], [], [], []
-    dt = {"v_dend0_mV": [], "v_dend1_mV": []}
-    dp = {"v_dend0_mV": [], "v_dend1_mV": []}
+    sites_true = {"v_dend0_mV": [], "v_dend1_mV": []}
+    sites_pred = {"v_dend0_mV": [], "v_dend1_mV": []}
     for i in range(truth.n_trials):
         a, b = cut(truth.v_mV[i], truth.spike_times_ms[i])
         c, d = cut(v_pred[i], spikes_pred[i])
         vt.append(a); st.append(b); vp.append(c); sp.append(d)
-        for k, key in enumerate(dt):
-            dt[key].append(cut(truth.v_dend_mV[i][k], [])[0])
-            dp[key].append(cut(dend_pred[i][k], [])[0])
-    return multicompartment_fidelity(vt, vp, st, sp, [T - start_ms] * len(vt), dt, dp)
+        for k, key in enumerate(sites_true):
+            sites_true[key].append(cut(truth.v_dend_mV[i][k], [])[0])
+            sites_pred[key].append(cut(dend_pred[i][k], [])[0])
+    return multicompartment_fidelity(vt, vp, st, sp, [T - start_ms] * len(vt), sites_true, sites_pred)
 
 
 def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: list[float]) -> dict:
