@@ -138,7 +138,10 @@ def score(truth, v_pred, dend_pred, spikes_pred, start_ms: float, end_ms: float 
     for i in range(truth.n_trials):
         a, b = cut(truth.v_mV[i], truth.spike_times_ms[i])
         c, d = cut(v_pred[i], spikes_pred[i])
-        vt.append(a); st.append(b); vp.append(c); sp.append(d)
+        vt.append(a)
+        st.append(b)
+        vp.append(c)
+        sp.append(d)
         for k, key in enumerate(sites_true):
             sites_true[key].append(cut(truth.v_dend_mV[i][k], [])[0])
             sites_pred[key].append(cut(dend_pred[i][k], [])[0])
