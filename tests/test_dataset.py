@@ -122,3 +122,37 @@ def test_reuse_takes_the_first_trials_of_another_run(tmp_path):
         _generate(tmp_path / "other_seed.h5", 2, seed=4, reuse=long_out)
     with pytest.raises(ds.DatasetError, match="no parts folder"):
         _generate(tmp_path / "none.h5", 2, reuse=tmp_path / "missing.h5")
+
+
+
+_INTERRUPTED_POOL = """
+import multiprocessing as mp, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from neurosurrogate.biophys.generate import stop_pool
+if __name__ == "__main__":
+    try:
+        with ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(time.sleep, 30.0) for _ in range(6)]
+            time.sleep(3.0)  # both workers busy, more tasks queued
+            try:
+                raise KeyboardInterrupt
+            except BaseException:
+                stop_pool(pool) if sys.argv[1] == "stop" else pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    except KeyboardInterrupt:
+        pass
+"""
+
+
+def test_stop_pool_ends_running_workers_at_once(tmp_path):
+    """An interrupted generation run must end at once, not after the trials in progress and those
+    already handed to the workers (minutes for hay-l5pc): the whole process exits within seconds."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(_INTERRUPTED_POOL)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(script), "stop"], check=True, timeout=120)
+    assert time.perf_counter() - t0 < 20.0  # the workers sleep 30 s per task

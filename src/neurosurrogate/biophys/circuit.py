@@ -49,6 +49,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from neurosurrogate.biophys.cells import CellSpec, PointCell, get_cell
+from neurosurrogate.biophys.generate import stop_pool
 from neurosurrogate.data.trace import detect_spikes, resample_1khz
 from neurosurrogate.network.circuit import Circuit, CircuitRun
 
@@ -403,8 +404,12 @@ def simulate_circuits_parallel(
     ctx = mp.get_context("spawn")
     out: list[CircuitRun | None] = [None] * len(circuits)
     with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
-        futures = [(ix, pool.submit(_worker, [circuits[i] for i in ix], dt_ms)) for ix in chunks]
-        for ix, fut in futures:
-            for i, run in zip(ix, fut.result()):
-                out[i] = run
+        try:
+            futures = [(ix, pool.submit(_worker, [circuits[i] for i in ix], dt_ms)) for ix in chunks]
+            for ix, fut in futures:
+                for i, run in zip(ix, fut.result()):
+                    out[i] = run
+        except BaseException:  # Ctrl-C or a failed chunk: do not wait for the other workers
+            stop_pool(pool)
+            raise
     return out  # type: ignore[return-value]

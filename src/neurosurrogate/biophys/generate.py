@@ -40,6 +40,20 @@ from neurosurrogate.data.io import atomic_path, provenance
 from neurosurrogate.inputs import EventTable, protocol_events
 
 
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the tasks that have not started and end the worker processes now.
+
+    ``shutdown(cancel_futures=True)`` alone lets the running tasks finish, and leaving the
+    ``with`` block then waits for them: after Ctrl-C (or a SIGINT sent to the parent only, which
+    the workers never see) a run of hay-l5pc trials went on for minutes. Finished trials are on
+    disk already, so nothing is lost but the trials in progress."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14;
+    pool.shutdown(wait=False, cancel_futures=True)                     # shutdown forgets them
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+
+
 def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: float, seed: int, index: int) -> EventTable:
     """The event table of trial ``index`` of a dataset (deterministic in seed and index)."""
     syn = cell.synapses
@@ -342,8 +356,8 @@ def generate_dataset(
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         finish(fut)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
+            except BaseException:  # Ctrl-C, a failed trial: stop now; a re-run resumes from the parts
+                stop_pool(pool)
                 if bar is not None:
                     bar.close()
                 raise
