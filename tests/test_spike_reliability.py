@@ -81,3 +81,25 @@ def test_window_edges_parse_or_name_the_problem():
     for bad in ("300", "800,300", "300,a", "300,800.5", "-1,300"):
         with pytest.raises(ValueError, match="--windows-ms"):
             rel.parse_windows(bad)
+
+
+def test_steady_truth_replaces_the_recordings_and_keeps_the_events():
+    from neurosurrogate.data.dataset import Dataset
+
+    T = 50
+    ev = [_table(100, 5, s) for s in range(2)]
+    ref = Dataset(ev, np.zeros((2, T), np.float32), np.zeros((2, T), np.float32), np.zeros((2, T), np.float32),
+                  [np.array([10.0]), np.array([])], {}, {}, [], {}, None, np.zeros((2, 2, T), np.float32), None, {})
+    runs = [(np.full(T, -60.0 - i), np.full((2, T), -50.0 - i), np.array([5.0 + i, 20.0])) for i in range(2)]
+    truth = rel.steady_truth(ref, runs)
+    assert truth.events is ref.events
+    np.testing.assert_array_equal(truth.v_mV[1], -61.0)
+    np.testing.assert_array_equal(truth.v_dend_mV[0], -50.0)
+    np.testing.assert_array_equal(truth.spike_times_ms[1], [6.0, 20.0])
+    assert ref.v_mV.max() == 0.0  # the original is untouched
+
+
+def test_unknown_truth_is_refused_by_the_parser(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--morphology", "x.asc", "--truth", "neuron",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--truth" in proc.stderr
