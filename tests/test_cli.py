@@ -73,6 +73,9 @@ def test_dataset_mode_and_demo(tmp_path):
         (["simulate", "--duration-ms", "1.5", "--trials", "1", "--out", "x.h5"], "whole number"),
         (["simulate", "--cell", "nope", "--trials", "1", "--out", "x.h5"], "invalid choice"),
         (["events", "--option", "bogus=1", "--protocol", "poisson", "--out", "e.npz"], "unknown option"),
+        (["events", "--option", "bogus=1", "--protocol", "mixed", "--out", "e.npz"], "known: ['exc_rate_range_Hz'"),
+        (["events", "--option", "volley_max_dist_um=100", "--protocol", "mixed", "--out", "e.npz"],
+         "needs a cell with placed synapse sites"),
         (["events", "--out", "e.txt"], "suffix"),
     ],
 )

@@ -198,3 +198,14 @@ def test_volleys_on_proximal_sites(tmp_path):
     r = _cli("simulate", "--cell", "hay-l5pc", "--morphology", str(MORPH), "--trials", "1", "--duration-ms", "100",
              "--protocol", "mixed", "--option", "volley_max_dist_um=1", "--quiet", "--out", str(tmp_path / "x.h5"))
     assert r.returncode == 2 and "no excitatory site" in r.stderr and "Traceback" not in r.stderr
+    # `events` understands the option as `simulate` does
+    r = _cli("events", "--cell", "hay-l5pc", "--morphology", str(MORPH), "--duration-ms", "200", "--seed", "3",
+             "--protocol", "mixed", "--option", "exc_rate_range_Hz=1,1", "--option", "p_quiet=0",
+             "--option", "p_volleys=1", "--option", "volley_rate_range_Hz=40,40", "--option", "volley_size_range=8,8",
+             "--option", "volley_max_dist_um=200", "--out", str(tmp_path / "e.npz"))
+    assert r.returncode == 0, r.stderr
+    from neurosurrogate.inputs import EventTable
+
+    ev2 = EventTable.load(tmp_path / "e.npz")
+    exc2 = np.array([d.synapses[i]["kind"] == "exc" for i in ev2.synapse])
+    assert exc2.sum() >= 8 and set(ev2.synapse[exc2].tolist()) <= near

@@ -141,6 +141,11 @@ def test_mixed_protocol_and_dispatch():
         protocol_events("nope", ["exc"], [1.0], 10, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown option"):
         protocol_events("poisson", ["exc"], [1.0], 10, np.random.default_rng(0), bogus=1)
+    for proto, known in (("mixed", "p_volleys"), ("paper", "max_exc_rate_Hz")):  # named, with the known ones
+        with pytest.raises(ValueError, match=rf"unknown option\(s\) for protocol '{proto}': \['bogus'\]; known: .*{known}"):
+            protocol_events(proto, ["exc"], [1.0], 10, np.random.default_rng(0), bogus=1)
+    with pytest.raises(ValueError, match="hay-l5pc only"):
+        protocol_events("mixed", ["exc"], [1.0], 10, np.random.default_rng(0), volley_max_dist_um=100.0)
 
 
 def test_mixed_protocol_volleys():

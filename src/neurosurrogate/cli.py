@@ -156,6 +156,10 @@ def cmd_events(args) -> int:
     opts = _kv_list(args.option, "--option")
     syn = cell.synapses
     try:
+        if "volley_max_dist_um" in opts:  # as simulate does: the excitatory sites within that distance
+            from neurosurrogate.biophys.generate import volley_sites
+
+            opts = volley_sites(cell, opts)
         ev = protocol_events(args.protocol, [s.kind for s in syn], [s.weight_nS for s in syn],
                              args.duration_ms, np.random.default_rng(args.seed), **opts)
         ev.save(args.out)

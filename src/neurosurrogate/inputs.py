@@ -25,6 +25,7 @@ of variation.
 from __future__ import annotations
 
 import csv
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -488,10 +489,15 @@ def protocol_events(
     For 'poisson' the options are ``exc_rate_Hz``, ``inh_rate_Hz`` (total per
     kind, shared among the synapses of that kind) and ``weight_cv``.
     """
-    if protocol == "paper":
-        return paper_protocol_events(kinds, default_weights_nS, duration_ms, rng, **options)
-    if protocol == "mixed":
-        return mixed_protocol_events(kinds, default_weights_nS, duration_ms, rng, **options)
+    if protocol in ("paper", "mixed"):
+        fn = paper_protocol_events if protocol == "paper" else mixed_protocol_events
+        known = list(inspect.signature(fn).parameters)[4:]  # after kinds, weights, duration, rng
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            hint = (" (volley_max_dist_um is understood by `simulate` and `events` for hay-l5pc only)"
+                    if "volley_max_dist_um" in unknown else "")
+            raise ValueError(f"unknown option(s) for protocol {protocol!r}: {unknown}; known: {known}{hint}")
+        return fn(kinds, default_weights_nS, duration_ms, rng, **options)
     if protocol == "poisson":
         exc_rate = float(options.pop("exc_rate_Hz", 400.0))
         inh_rate = float(options.pop("inh_rate_Hz", 150.0))
