@@ -238,15 +238,16 @@ def main(argv=None) -> int:
     if args.truth == "steady_start":
         key["truth"] = "steady_start"
         spec = spec.replace(prerun=True)
-        t0 = time.perf_counter()
+    done = previous_rows(Path(args.out) / "reliability.json", key)
+    names = [f"{kind}:{size:g}" if size else kind for kind, size in conditions]
+    if args.truth == "steady_start" and (args.model or any(n not in done for n in names)):
+        t0 = time.perf_counter()  # only if something is scored against it: reused rows need no truth
         truth_runs = run_neuron(spec.to_dict(), list(ref.events), duration, args.workers)
         print(f"truth: our cell on the reference events from its steady state ({time.perf_counter() - t0:.0f} s)",
               flush=True)
         ref = steady_truth(ref, truth_runs)
-    done = previous_rows(Path(args.out) / "reliability.json", key)
     rows = []
-    for kind, size in tqdm(conditions, desc="conditions"):
-        name = f"{kind}:{size:g}" if size else kind
+    for (kind, size), name in zip(tqdm(conditions, desc="conditions"), names):
         if name in done:
             rows.append(done[name])
             continue
