@@ -26,37 +26,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from neurosurrogate.biophys.generate import hay_traces, map_chunks
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _neuron_worker(cell_dict: dict, tables: list, duration_ms: float) -> list[np.ndarray]:
-    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
-    from neurosurrogate.biophys.cells import cell_from_dict
-    from neurosurrogate.biophys.hay import simulate_hay
-
-    spec = cell_from_dict(cell_dict)
-    return [simulate_hay(spec, ev, duration_ms).spike_times_ms for ev in tables]
-
-
 def neuron_spikes(cell_dict: dict, tables: list, duration_ms: float, workers: int) -> list[np.ndarray]:
-    chunks = [list(range(i, len(tables), workers)) for i in range(workers)]
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futs = [pool.submit(_neuron_worker, cell_dict, [tables[i] for i in ch], duration_ms) for ch in chunks]
-        out: list = [None] * len(tables)
-        for ch, f in zip(chunks, futs):
-            for i, sp in zip(ch, f.result()):
-                out[i] = sp
-    return out
+    """Spike times (ms) of our NEURON cell on every table, on ``workers`` spawned processes."""
+    return [tr.spike_times_ms for tr in map_chunks(hay_traces, tables, workers, cell_dict, duration_ms)]
 
 
 def main() -> None:

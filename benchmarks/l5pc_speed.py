@@ -41,10 +41,11 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from neurosurrogate.biophys.generate import spawn_pool
 
 REPO = Path(__file__).resolve().parent.parent
 PROTOCOL = ("mixed", {"exc_rate_range_Hz": (400.0, 9000.0), "p_quiet": 0.0})
@@ -86,7 +87,7 @@ def _neuron_worker(cell_dict: dict, indices: list[int], sim_ms: float, seed: int
 def neuron_run(cell_dict: dict, n: int, sim_ms: float, seed: int, workers: int) -> dict:
     """Simulate cells 0..n-1 split over ``workers`` spawned processes; wall = slowest worker's sum."""
     chunks = [c.tolist() for c in np.array_split(np.arange(n), min(workers, n))]
-    with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
+    with spawn_pool(len(chunks)) as pool:
         res = list(pool.map(_neuron_worker, [cell_dict] * len(chunks), chunks, [sim_ms] * len(chunks),
                             [seed] * len(chunks)))
     wall = max(sum(r["wall_s"]) for r in res)
@@ -167,7 +168,7 @@ def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: 
     ctx = mp.get_context("spawn")
     with ctx.Manager() as mgr:
         start = mgr.Barrier(len(chunks))
-        with ProcessPoolExecutor(len(chunks), mp_context=ctx) as pool:
+        with spawn_pool(len(chunks)) as pool:
             res = list(pool.map(_surrogate_worker, [model_dir] * len(chunks), [cell_dict] * len(chunks), chunks,
                                 [sim_ms] * len(chunks), [seed] * len(chunks), [threads] * len(chunks),
                                 [repeats] * len(chunks), [start] * len(chunks), [mode] * len(chunks)))

@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from neurosurrogate.biophys.generate import hay_traces, map_chunks
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms")
@@ -102,30 +101,11 @@ def perturb(events, kind: str, size: float, n_synapses: int, rng: np.random.Gene
     return EventTable(t, s, w)
 
 
-def _worker(cell_dict: dict, tables: list, duration_ms: float) -> list[tuple]:
-    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
-    from neurosurrogate.biophys.cells import cell_from_dict
-    from neurosurrogate.biophys.hay import simulate_hay
-
-    spec = cell_from_dict(cell_dict)
-    out = []
-    for ev in tables:
-        tr = simulate_hay(spec, ev, duration_ms)
-        out.append((tr.v_mV, tr.v_dend_mV, tr.spike_times_ms))
-    return out
-
-
 def run_neuron(cell_dict: dict, tables: list, duration_ms: float, workers: int) -> list[tuple]:
-    """Simulate every table on ``workers`` spawned processes (NEURON in the children only)."""
-    chunks = [list(range(i, len(tables), workers)) for i in range(workers)]
-    chunks = [c for c in chunks if c]
-    out: list = [None] * len(tables)
-    with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
-        futs = [pool.submit(_worker, cell_dict, [tables[i] for i in ch], duration_ms) for ch in chunks]
-        for ch, f in zip(chunks, futs):
-            for i, res in zip(ch, f.result()):
-                out[i] = res
-    return out
+    """(v_mV, v_dend_mV, spike_times_ms) of every table, simulated on ``workers`` spawned processes
+    (NEURON in the children only)."""
+    traces = map_chunks(hay_traces, tables, workers, cell_dict, duration_ms)
+    return [(tr.v_mV, tr.v_dend_mV, tr.spike_times_ms) for tr in traces]
 
 
 def score(truth, v_pred, dend_pred, spikes_pred, start_ms: float, end_ms: float | None = None) -> dict[str, float]:

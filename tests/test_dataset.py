@@ -156,3 +156,14 @@ def test_stop_pool_ends_running_workers_at_once(tmp_path):
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(script)], check=True, timeout=120)
     assert time.perf_counter() - t0 < 20.0  # the workers sleep 30 s per task
+
+
+def test_map_chunks_keeps_order_and_raises_worker_errors():
+    """map_chunks hands round-robin chunks to spawned processes and returns the per-item results
+    in the order of the items; a worker's exception reaches the caller."""
+    from neurosurrogate.biophys.generate import map_chunks
+
+    assert [int(x) for x in map_chunks(np.negative, list(range(7)), 3)] == [-i for i in range(7)]
+    assert map_chunks(np.negative, [], 2) == []
+    with pytest.raises(TypeError):
+        map_chunks(np.negative, ["not a number"], 2)

@@ -42,14 +42,12 @@ or use :func:`simulate_circuits_parallel`, which starts spawned processes itself
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from neurosurrogate.biophys.cells import CellSpec, PointCell, get_cell
-from neurosurrogate.biophys.generate import stop_pool
+from neurosurrogate.biophys.generate import map_chunks
 from neurosurrogate.data.trace import detect_spikes, resample_1khz
 from neurosurrogate.network.circuit import Circuit, CircuitRun
 
@@ -384,7 +382,7 @@ def simulate_circuits_parallel(
 ) -> list[CircuitRun]:
     """Simulate circuits in ``workers`` spawned processes; results in input order.
 
-    The list is split into ``min(workers, len(circuits))`` contiguous chunks of
+    The list is split into ``min(workers, len(circuits))`` round-robin chunks of
     (nearly) equal size; each process simulates its chunk together in one
     NEURON run (:func:`simulate_circuits`). NEURON is never imported in the
     calling process.
@@ -400,16 +398,4 @@ def simulate_circuits_parallel(
     if not circuits:
         return []
     _check_circuits(circuits, dt_ms)
-    chunks = [list(ix) for ix in np.array_split(np.arange(len(circuits)), min(int(workers), len(circuits)))]
-    ctx = mp.get_context("spawn")
-    out: list[CircuitRun | None] = [None] * len(circuits)
-    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
-        try:
-            futures = [(ix, pool.submit(_worker, [circuits[i] for i in ix], dt_ms)) for ix in chunks]
-            for ix, fut in futures:
-                for i, run in zip(ix, fut.result()):
-                    out[i] = run
-        except BaseException:  # Ctrl-C or a failed chunk: do not wait for the other workers
-            stop_pool(pool)
-            raise
-    return out  # type: ignore[return-value]
+    return map_chunks(_worker, circuits, int(workers), dt_ms)

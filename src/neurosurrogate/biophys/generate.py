@@ -23,6 +23,7 @@ changed file refuses to resume.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -52,6 +53,45 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     for proc in procs:
         if proc.is_alive():
             proc.terminate()
+
+
+@contextlib.contextmanager
+def spawn_pool(max_workers: int):
+    """A process pool of ``max_workers`` spawned processes (no NEURON state is inherited) whose
+    workers end at once (:func:`stop_pool`) when the body raises or is interrupted."""
+    with ProcessPoolExecutor(max_workers=max_workers, mp_context=mp.get_context("spawn")) as pool:
+        try:
+            yield pool
+        except BaseException:
+            stop_pool(pool)
+            raise
+
+
+def map_chunks(fn, items, workers: int, *args) -> list:
+    """``fn(chunk, *args)`` on ``workers`` spawned processes, each with a round-robin chunk of
+    ``items``; ``fn`` returns one result per item of its chunk. Returns the results in the order of
+    ``items``. Ctrl-C or a failed chunk ends every worker at once."""
+    items = list(items)
+    chunks = [list(range(i, len(items), workers)) for i in range(min(int(workers), len(items)))]
+    out: list = [None] * len(items)
+    if not chunks:
+        return out
+    with spawn_pool(len(chunks)) as pool:
+        futures = [pool.submit(fn, [items[i] for i in ch], *args) for ch in chunks]
+        for ch, fut in zip(chunks, futures):
+            for i, res in zip(ch, fut.result()):
+                out[i] = res
+    return out
+
+
+def hay_traces(tables: list, cell_dict: dict, duration_ms: float) -> list:
+    """Worker of :func:`map_chunks`: one :class:`~neurosurrogate.biophys.hay.HayTrace` per event
+    table, simulated in this process (from the steady state unless the cell says otherwise)."""
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    from neurosurrogate.biophys.hay import simulate_hay
+
+    spec = cell_from_dict(cell_dict)
+    return [simulate_hay(spec, ev, duration_ms) for ev in tables]
 
 
 def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: float, seed: int, index: int) -> EventTable:
@@ -339,11 +379,10 @@ def generate_dataset(
             if bar is not None:
                 bar.update(1)
 
-    if batches:
-        ctx = mp.get_context("spawn")
-        n_proc = min(workers, len(batches))
-        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx) as pool:
-            try:
+    try:  # Ctrl-C, a failed trial: the pool stops now; a re-run resumes from the parts
+        if batches:
+            n_proc = min(workers, len(batches))
+            with spawn_pool(n_proc) as pool:
                 queue = iter(batches)
                 pending = set()
                 while True:
@@ -356,18 +395,14 @@ def generate_dataset(
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         finish(fut)
-            except BaseException:  # Ctrl-C, a failed trial: stop now; a re-run resumes from the parts
-                stop_pool(pool)
-                if bar is not None:
-                    bar.close()
-                raise
-    if bar is not None:
-        bar.close()
+    finally:
+        if bar is not None:
+            bar.close()
     if not hay:
         syn = [dataclasses.asdict(s) for s in cell.synapses]
         return ds.assemble(out, config, cell.to_dict(), syn, provenance(), n_trials)
     if not _info_path(out).exists():  # only if someone deleted it: ask a fresh process
-        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        with spawn_pool(1) as pool:
             _keep_info(out, pool.submit(_hay_info_worker, cell_dict).result())
     info = json.loads(_info_path(out).read_text())
     extra = {
