@@ -152,3 +152,18 @@ def test_calibrate_and_card_rows(tiny, tmp_path):
     assert set(card["heldout_metrics"]) == {"test", "val"}
     assert card["heldout_data"]["test"]["skip_ms"] == 0 and card["heldout_data"]["val"]["skip_ms"] == 100
     assert "first 100 ms not scored" in (model / "MODEL_CARD.md").read_text()
+
+
+def test_evaluate_selected_regimes(tiny, tmp_path):
+    """--regime picks regimes of the cell's held-out set: only those are simulated and scored."""
+    model = str(tiny / "run" / "model")
+    r = cli("evaluate", "--model", model, "--regimes", "--regime", "strong", "--regime", "EI-2:1",
+            "--trials", "2", "--long-run-s", "0", "--out-dir", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads((tmp_path / "rep" / "metrics.json").read_text())) == {"strong", "EI-2:1"}
+    assert sorted(p.name for p in (tmp_path / "rep" / "data").glob("*.h5")) == ["heldout_EI-2_1.h5",
+                                                                               "heldout_strong.h5"]
+    r = cli("evaluate", "--model", model, "--regimes", "--regime", "very-strong", "--out-dir", str(tmp_path / "x"))
+    assert r.returncode == 2 and "--regime: unknown regime 'very-strong'" in r.stderr and "EI-1:2" in r.stderr
+    r = cli("evaluate", "--model", model, "--data", str(tiny / "test.h5"), "--regime", "strong")
+    assert r.returncode == 2 and "give --regimes too" in r.stderr

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -209,3 +210,25 @@ def test_volleys_on_proximal_sites(tmp_path):
     ev2 = EventTable.load(tmp_path / "e.npz")
     exc2 = np.array([d.synapses[i]["kind"] == "exc" for i in ev2.synapse])
     assert exc2.sum() >= 8 and set(ev2.synapse[exc2].tolist()) <= near
+
+
+def test_hay_regimes_span_this_cells_range_and_make_valid_event_tables():
+    """hay-l5pc gets its own held-out regime set (the point cell's rates leave it silent): every
+    regime's options are valid for its protocol, Poisson drive rises from quiet to very-strong,
+    and an unknown name is an error that lists the set."""
+    from neurosurrogate.evaluate.rollout import HAY_REGIMES, REGIMES, generate_regimes, regimes_for
+    from neurosurrogate.inputs import protocol_events
+
+    cell = get_cell("hay-l5pc", morphology=str(MORPH))
+    prefix, regimes = regimes_for(cell)
+    assert regimes is HAY_REGIMES and prefix == "hay-l5pc_"
+    assert regimes_for(get_cell("point-hh")) == ("", REGIMES)
+    kinds = [s.kind for s in cell.synapses]
+    weights = [s.weight_nS for s in cell.synapses]
+    for name, (proto, opts) in regimes.items():
+        ev = protocol_events(proto, kinds, weights, 1000.0, np.random.default_rng(0), **dict(opts))
+        assert len(ev) > 100, name  # every regime drives the cell (none is the empty table)
+    drive = [regimes[n][1]["exc_rate_Hz"] for n in ("quiet", "moderate", "strong", "very-strong")]
+    assert drive == sorted(drive) and drive[-1] / drive[0] > 5
+    with pytest.raises(ValueError, match="unknown regime 'paper' for hay-l5pc.*very-strong"):
+        generate_regimes(Path("unused"), cell, names=["paper"])

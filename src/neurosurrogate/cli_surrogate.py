@@ -117,6 +117,11 @@ def add_commands(sub, CLIError) -> None:
                    "voltages; score them with --skip-ms 300)")
     q.add_argument("--regimes", action="store_true",
                    help="also simulate (or reuse) the standard held-out regimes in --out-dir")
+    q.add_argument("--regime", action="append", metavar="NAME",
+                   help="with --regimes: only this regime (repeatable). Point cells: "
+                   "paper, mixed, quiet, strong, variable-weights, EI-2:1, EI-1:2; hay-l5pc (rates for this cell, "
+                   "silence to ~25 Hz): quiet, moderate, strong, very-strong, variable-weights, EI-2:1, EI-1:2, "
+                   "volleys, mixed")
     q.add_argument("--trials", type=_positive_int, default=40, help="trials per generated regime")
     q.add_argument("--long-run-s", dest="long_run_s", type=float, default=25.0,
                    help="length of the long-run stability test, s (0 = skip)")
@@ -136,6 +141,8 @@ def add_commands(sub, CLIError) -> None:
 
         if not args.data and not args.regimes:
             raise CLIError("evaluate: give --data FILE (repeatable) and/or --regimes")
+        if args.regime and not args.regimes:
+            raise CLIError("--regime NAME selects among --regimes: give --regimes too")
         if args.long_run_s < 0:
             raise CLIError("--long-run-s must be >= 0")
         if not (np.isfinite(args.skip_ms) and args.skip_ms >= 0 and args.skip_ms == int(args.skip_ms)):
@@ -157,7 +164,12 @@ def add_commands(sub, CLIError) -> None:
             if args.regimes:
                 if cell is None:
                     raise CLIError("evaluate --regimes: the model card names no cell")
-                for name, path in generate_regimes(out / "data", cell, n_trials=args.trials).items():
+                try:
+                    regimes = generate_regimes(out / "data", cell, n_trials=args.trials, names=args.regime,
+                                               progress=True)
+                except ValueError as exc:
+                    raise CLIError(f"--regime: {exc}") from None
+                for name, path in regimes.items():
                     sets[name] = load_dataset(path)
         except DatasetError as exc:
             raise CLIError(f"--data: {exc}") from None

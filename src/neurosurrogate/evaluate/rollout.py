@@ -3,9 +3,9 @@
 The surrogate starts from its own resting state and runs on the held-out
 event tables of a dataset; predictions are compared with the NEURON traces
 of the same trials (:mod:`neurosurrogate.evaluate.metrics`). Standard
-held-out regimes (:data:`REGIMES`) span quiet to strong drive, fixed and
-variable weights, and 2:1 and 1:2 excitation:inhibition, besides the
-paper's protocol and the mixed protocol.
+held-out regimes (:data:`REGIMES`; :data:`HAY_REGIMES` for ``hay-l5pc``)
+span quiet to strong drive, fixed and variable weights, and 2:1 and 1:2
+excitation:inhibition, besides the paper's protocol and the mixed protocol.
 
 Multi-compartment models (extra outputs ``v_dend{k}_mV`` / ``ica``) are also
 scored on those signals, and on the soma voltage away from spikes
@@ -41,6 +41,31 @@ REGIMES: dict[str, tuple[str, dict]] = {
     "EI-2:1": ("poisson", {"exc_rate_Hz": 600.0, "inh_rate_Hz": 300.0}),
     "EI-1:2": ("poisson", {"exc_rate_Hz": 700.0, "inh_rate_Hz": 1400.0}),
 }
+
+# hay-l5pc: the point cell's rates leave this cell silent (``quiet``, ``paper``) or near it; these span
+# silence to ~25 Hz of output (measured with NEURON, 2 trials each: 700 Hz -> 4 Hz, 1,500 -> 12 Hz,
+# 3,000 -> 17 Hz; inhibition on the 200-site table moves the rate little: 3,000 Hz at 1:2 -> 16 Hz).
+# Stationary Poisson input at fixed rates (the training data vary the rate within and across trials),
+# continuous times; ``volleys`` adds synchronous volleys on random excitatory sites.
+HAY_REGIMES: dict[str, tuple[str, dict]] = {
+    "quiet": ("poisson", {"exc_rate_Hz": 550.0, "inh_rate_Hz": 205.0}),
+    "moderate": ("poisson", {"exc_rate_Hz": 900.0, "inh_rate_Hz": 340.0}),
+    "strong": ("poisson", {"exc_rate_Hz": 1500.0, "inh_rate_Hz": 560.0}),
+    "very-strong": ("poisson", {"exc_rate_Hz": 5000.0, "inh_rate_Hz": 1875.0}),
+    "variable-weights": ("poisson", {"exc_rate_Hz": 1000.0, "inh_rate_Hz": 375.0, "weight_cv": 0.6}),
+    "EI-2:1": ("poisson", {"exc_rate_Hz": 1400.0, "inh_rate_Hz": 700.0}),
+    "EI-1:2": ("poisson", {"exc_rate_Hz": 1200.0, "inh_rate_Hz": 2400.0}),
+    "volleys": ("mixed", {"exc_rate_range_Hz": (500.0, 1500.0), "p_quiet": 0.0, "p_volleys": 1.0}),
+    "mixed": ("mixed", {}),
+}
+
+
+def regimes_for(cell) -> tuple[str, dict[str, tuple[str, dict]]]:
+    """(file-name prefix, regimes) of the held-out regime set for ``cell``: :data:`HAY_REGIMES` for
+    ``hay-l5pc``, :data:`REGIMES` otherwise."""
+    if getattr(cell, "name", None) == "hay-l5pc":
+        return "hay-l5pc_", HAY_REGIMES
+    return "", REGIMES
 
 
 @dataclass
@@ -168,15 +193,22 @@ def long_run(model, cell, duration_ms: float = 25_000.0, seed: int = 2025, segme
 
 def generate_regimes(out_dir: Path, cell, n_trials: int = 40, duration_ms: float = 2000.0, seed: int = 9000,
                      names: list[str] | None = None, progress: bool = False) -> dict[str, Path]:
-    """Simulate (or reuse) one held-out dataset per regime; seeds differ from any training seed."""
+    """Simulate (or reuse) one held-out dataset per regime of the cell's set (:func:`regimes_for`),
+    all of them or ``names``; seeds (``seed`` + the regime's position in the set) differ from any
+    training seed."""
     from neurosurrogate.biophys.generate import generate_dataset
 
+    prefix, regimes = regimes_for(cell)
+    for name in names or []:
+        if name not in regimes:
+            raise ValueError(f"unknown regime {name!r} for {getattr(cell, 'name', 'this cell')}; "
+                             f"expected one of {list(regimes)}")
     out = {}
-    for k, name in enumerate(names or list(REGIMES)):
-        if name not in REGIMES:
-            raise ValueError(f"unknown regime {name!r}; expected one of {list(REGIMES)}")
-        proto, opts = REGIMES[name]
-        path = Path(out_dir) / f"heldout_{name.replace(':', '_')}.h5"
+    for k, name in enumerate(regimes):
+        if names and name not in names:
+            continue
+        proto, opts = regimes[name]
+        path = Path(out_dir) / f"heldout_{prefix}{name.replace(':', '_')}.h5"
         out[name] = generate_dataset(path, cell, n_trials, duration_ms, seed + k, protocol=proto,
                                      protocol_options=opts, progress=progress)
     return out
