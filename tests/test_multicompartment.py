@@ -192,16 +192,33 @@ def test_evaluate_reports_dendritic_metrics_and_skips_ms(trained, data, tmp_path
     assert r.returncode == 0, r.stderr
     assert "r dend0" in r.stdout and "r soma away ±5" in r.stdout
     m = json.loads((out / "metrics.json").read_text())
-    assert m["scoring"] == {"skip_ms": 50.0}
+    assert m["scoring"] == {"skip_ms": {"test": 50.0}}
     assert m["test"]["v_dend1_mV_pearson_r"] == pytest.approx(late["v_dend1_mV_pearson_r"], rel=1e-5)
     assert (out / "sites_test.png").exists() and "first 50 ms" in (out / "report.md").read_text()
     for bad, msg in (("250", "leaves nothing"), ("2.5", "whole number")):
         r = cli("evaluate", "--model", str(data["dir"] / "run" / "model"), "--data", str(data["test"]),
                 "--long-run-s", "0", "--skip-ms", bad, "--out-dir", str(out))
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    # without --skip-ms: trials from the steady state are scored whole, trials from finitialize
+    # without a pre-run (simulate --no-prerun, the Hay reference recordings) after 300 ms
+    import dataclasses
+
+    from neurosurrogate.evaluate.reference import default_skip_ms, load_reference_bombardment
+
+    steady = ds.load_dataset(data["test"])
+    assert default_skip_ms(steady) == 0.0
+    assert default_skip_ms(dataclasses.replace(steady, cell={**steady.cell, "prerun": False})) == 300.0
+    if REF.exists():
+        assert default_skip_ms(load_reference_bombardment(REF)) == 300.0
+    r = cli("evaluate", "--model", str(data["dir"] / "run" / "model"), "--data", str(data["test"]),
+            "--long-run-s", "0", "--out-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert "scoring" not in m and m["test"]["n_spikes_true"] == full["n_spikes_true"]
 
 
 HAY = SHARED / "hay2011"
+REF = HAY / "reference" / "synaptic_bombardment.npz"
 MORPH = HAY / "cell1.asc"
 
 

@@ -125,16 +125,18 @@ def add_commands(sub, CLIError) -> None:
     q.add_argument("--trials", type=_positive_int, default=40, help="trials per generated regime")
     q.add_argument("--long-run-s", dest="long_run_s", type=float, default=25.0,
                    help="length of the long-run stability test, s (0 = skip)")
-    q.add_argument("--skip-ms", dest="skip_ms", type=float, default=0.0,
-                   help="leave the first N ms of every trial out of the scores (e.g. 300 for reference trials that "
-                   "start at -80 mV without a pre-run); the surrogate still runs from t = 0")
+    q.add_argument("--skip-ms", dest="skip_ms", type=float, default=None,
+                   help="leave the first N ms of every trial of every set out of the scores; the surrogate still "
+                   "runs from t = 0. Default: per set, 300 ms for trials that start at finitialize without a "
+                   "pre-run (the Hay 2011 reference recordings, simulate --no-prerun data: the cell drifts for "
+                   "~300 ms), 0 for trials that start from the steady state")
     q.add_argument("--out-dir", dest="out_dir", default="out/evaluate")
     q.add_argument("--update-card", action="store_true", help="write the held-out metrics into the model card")
 
     def cmd_evaluate(args):
         from neurosurrogate.biophys.cells import cell_from_dict
         from neurosurrogate.data.dataset import DatasetError, load_dataset
-        from neurosurrogate.evaluate.reference import load_heldout
+        from neurosurrogate.evaluate.reference import default_skip_ms, load_heldout
         from neurosurrogate.evaluate.report import metrics_table, write_report
         from neurosurrogate.evaluate.rollout import evaluate_dataset, generate_regimes, long_run
         from neurosurrogate.surrogate.model import ModelError, SurrogateModel, resolve_model_path
@@ -145,7 +147,8 @@ def add_commands(sub, CLIError) -> None:
             raise CLIError("--regime NAME selects among --regimes: give --regimes too")
         if args.long_run_s < 0:
             raise CLIError("--long-run-s must be >= 0")
-        if not (np.isfinite(args.skip_ms) and args.skip_ms >= 0 and args.skip_ms == int(args.skip_ms)):
+        if args.skip_ms is not None and not (
+                np.isfinite(args.skip_ms) and args.skip_ms >= 0 and args.skip_ms == int(args.skip_ms)):
             raise CLIError(f"--skip-ms must be a whole number of ms >= 0, got {args.skip_ms:g}")
         try:
             model = SurrogateModel.load(args.model)
@@ -173,12 +176,14 @@ def add_commands(sub, CLIError) -> None:
                     sets[name] = load_dataset(path)
         except DatasetError as exc:
             raise CLIError(f"--data: {exc}") from None
+        skips = {name: default_skip_ms(d) if args.skip_ms is None else float(args.skip_ms)
+                 for name, d in sets.items()}
         for name, d in sets.items():
-            if args.skip_ms >= d.duration_ms:
-                raise CLIError(f"--skip-ms {args.skip_ms:g} leaves nothing of the {d.duration_ms:g} ms trials "
+            if skips[name] >= d.duration_ms:
+                raise CLIError(f"--skip-ms {skips[name]:g} leaves nothing of the {d.duration_ms:g} ms trials "
                                f"of {name}")
         try:
-            evals = [evaluate_dataset(model, d, name, skip_ms=args.skip_ms) for name, d in sets.items()]
+            evals = [evaluate_dataset(model, d, name, skip_ms=skips[name]) for name, d in sets.items()]
         except ValueError as exc:
             raise CLIError(f"evaluate: {exc}") from None
         longr = long_run(model, cell, args.long_run_s * 1000) if args.long_run_s > 0 and cell else None
@@ -188,8 +193,8 @@ def add_commands(sub, CLIError) -> None:
             print(f"long run {args.long_run_s:g} s: explained variance per second min {np.nanmin(longr['ev']):.3f} "
                   f"mean {np.nanmean(longr['ev']):.3f}")
         summary = {e.name: e.metrics for e in evals}
-        if args.skip_ms:
-            summary["scoring"] = {"skip_ms": args.skip_ms}
+        if any(skips.values()):
+            summary["scoring"] = {"skip_ms": {name: skips[name] for name in sets}}
         if longr is not None:
             summary["long_run"] = {"duration_s": args.long_run_s, "ev_per_s": [float(x) for x in longr["ev"]]}
         (out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
@@ -202,7 +207,7 @@ def add_commands(sub, CLIError) -> None:
             model.card["heldout_metrics"] = held
             model.card["heldout_data"] = {**model.card.get("heldout_data", {}), **{
                 n: {"protocol": d.config.get("protocol"), "protocol_options": d.config.get("protocol_options"),
-                    "seed": d.config.get("seed"), "n_trials": d.n_trials, "skip_ms": float(args.skip_ms),
+                    "seed": d.config.get("seed"), "n_trials": d.n_trials, "skip_ms": skips[n],
                     "content_hash": d.content_hash} for n, d in sets.items()}}
             from neurosurrogate.evaluate.report import card_markdown
 

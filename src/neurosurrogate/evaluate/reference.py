@@ -105,6 +105,18 @@ def load_heldout(path: str | Path, model=None) -> Dataset:
     return load_dataset(path)
 
 
+UNSETTLED_SKIP_MS = 300.0  # hay-l5pc from finitialize(-80 mV) without a pre-run drifts for ~300 ms
+
+
+def default_skip_ms(data: Dataset) -> float:
+    """The unscored start of ``data``'s trials when the user gives none, ms: 300 for trials that
+    start from ``finitialize`` without a pre-run (the Hay 2011 reference recordings, ``simulate
+    --no-prerun`` data), which the surrogate (always from its rest) cannot match while the cell
+    settles; 0 for trials that start from the steady state."""
+    no_prerun = data.cell.get("prerun") is False or "no pre-run" in str(data.config.get("init", ""))
+    return UNSETTLED_SKIP_MS if no_prerun else 0.0
+
+
 def check_synapse_table(model_synapses: list[dict] | None, data: Dataset) -> None:
     """Raise DatasetError if the model's placed synapse table (model card) and the data's differ
     in section, position or kind (then event indices would mean other sites)."""
