@@ -228,6 +228,8 @@ def test_hay_regimes_span_this_cells_range_and_make_valid_event_tables():
     for name, (proto, opts) in regimes.items():
         ev = protocol_events(proto, kinds, weights, 1000.0, np.random.default_rng(0), **dict(opts))
         assert len(ev) > 100, name  # every regime drives the cell (none is the empty table)
+    for name in ("mixed", "strong"):  # same trials as the point cell's set (same seed offset, same input)
+        assert list(regimes).index(name) == list(REGIMES).index(name) and regimes[name] == REGIMES[name]
     drive = [regimes[n][1]["exc_rate_Hz"] for n in ("quiet", "moderate", "strong", "very-strong")]
     assert drive == sorted(drive) and drive[-1] / drive[0] > 5
     with pytest.raises(ValueError, match="unknown regime 'paper' for hay-l5pc.*very-strong"):
