@@ -23,10 +23,10 @@ REUSE=""
 $N simulate $GEN --option p_volleys=0.5 --trials 400 --seed 3 $REUSE --out data/hay/train_volleys_400.h5
 $N simulate $GEN --trials 200 --seed 2 --out data/hay/val_mixed.h5
 $N train --config configs/hay-l5pc.toml
+# validation (scored whole: its trials start from the steady state) and the reference recordings
+# (scored from 300 ms: they start at -80 mV without a pre-run), the default of evaluate's --skip-ms
 $N evaluate --model runs/hay-l5pc/model --data data/hay/val_mixed.h5 \
-    --long-run-s 0 --out-dir runs/hay-l5pc/eval_val --update-card
-$N evaluate --model runs/hay-l5pc/model --data "$HAY/reference/synaptic_bombardment.npz" --skip-ms 300 \
-    --long-run-s 0 --out-dir runs/hay-l5pc/eval_reference --update-card
+    --data "$HAY/reference/synaptic_bombardment.npz" --long-run-s 0 --out-dir runs/hay-l5pc/eval --update-card
 rm -rf src/neurosurrogate/models/hay-l5pc
 cp -r runs/hay-l5pc/model src/neurosurrogate/models/hay-l5pc
 rm -f src/neurosurrogate/models/hay-l5pc/*.png
