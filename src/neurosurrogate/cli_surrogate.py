@@ -105,6 +105,8 @@ def add_commands(sub, CLIError) -> None:
 
     q.set_defaults(func=cmd_predict)
 
+    from neurosurrogate.evaluate.rollout import HAY_REGIMES, REGIMES  # ~10 ms: names for the help
+
     q = sub.add_parser(
         "evaluate", help="free-running fidelity of a surrogate on held-out NEURON data; Markdown+PNG report",
         description="Runs the surrogate free from rest on held-out trials and compares with NEURON: variance "
@@ -114,14 +116,12 @@ def add_commands(sub, CLIError) -> None:
     q.add_argument("--data", action="append",
                    help="held-out dataset (.h5), repeatable; or the Hay 2011 reference recordings "
                    "(hay2011/reference/synaptic_bombardment.npz: the original model's soma and dendritic "
-                   "voltages; score them with --skip-ms 300)")
+                   "voltages; their first 300 ms are not scored by default, see --skip-ms)")
     q.add_argument("--regimes", action="store_true",
-                   help="also simulate (or reuse) the standard held-out regimes in --out-dir")
+                   help="also simulate (or reuse) the cell's held-out regimes in --out-dir/data")
     q.add_argument("--regime", action="append", metavar="NAME",
-                   help="with --regimes: only this regime (repeatable). Point cells: "
-                   "paper, mixed, quiet, strong, variable-weights, EI-2:1, EI-1:2; hay-l5pc (rates for this cell, "
-                   "silence to ~25 Hz): quiet, moderate, strong, very-strong, variable-weights, EI-2:1, EI-1:2, "
-                   "volleys, mixed")
+                   help=f"with --regimes: only this regime (repeatable). Point cells: {', '.join(REGIMES)}; "
+                   f"hay-l5pc (rates for this cell, silence to ~25 Hz): {', '.join(HAY_REGIMES)}")
     q.add_argument("--trials", type=_positive_int, default=40, help="trials per generated regime")
     q.add_argument("--long-run-s", dest="long_run_s", type=float, default=25.0,
                    help="length of the long-run stability test, s (0 = skip)")
