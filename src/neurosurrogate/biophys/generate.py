@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from neurosurrogate.biophys.cells import CellSpec, cell_from_dict
+from neurosurrogate.biophys.hay import is_hay  # no NEURON import
 from neurosurrogate.data import dataset as ds
 from neurosurrogate.data.io import atomic_path, provenance
 from neurosurrogate.inputs import EventTable, protocol_events
@@ -113,7 +114,7 @@ def volley_sites(cell: CellSpec, options: dict) -> dict:
     """
     opts = dict(options)
     d = opts.pop("volley_max_dist_um")
-    if not _is_hay(cell):
+    if not is_hay(cell):
         raise ValueError(f"volley_max_dist_um needs a cell with placed synapse sites (hay-l5pc), not {cell.name!r}")
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not d > 0:
         raise ValueError(f"volley_max_dist_um must be a path distance > 0 (um), got {d!r}")
@@ -136,12 +137,6 @@ def _worker(cell_dict: dict, items: list[tuple[int, dict]], duration_ms: float) 
     for (i, _), tr in zip(items, traces):
         out.append((i, {"v_mV": tr.v_mV, "ina": tr.ina, "ik": tr.ik, "spike_times_ms": tr.spike_times_ms}))
     return out
-
-
-def _is_hay(cell) -> bool:
-    from neurosurrogate.biophys.hay import HayCell  # no NEURON import
-
-    return isinstance(cell, HayCell)
 
 
 def _hay_info(model) -> dict:
@@ -310,7 +305,7 @@ def generate_dataset(
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size}")
     options = dict(protocol_options or {})
-    hay = _is_hay(cell)
+    hay = is_hay(cell)
     if "volley_max_dist_um" in options:
         options = volley_sites(cell, options)
     # fail early on a bad protocol or option, before any process starts

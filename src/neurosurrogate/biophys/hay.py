@@ -367,6 +367,11 @@ endtemplate NsHayL5PC
 """
 
 
+def is_hay(cell) -> bool:
+    """Whether ``cell`` is a ``hay-l5pc`` specification (:class:`HayCell`, any morphology)."""
+    return isinstance(cell, HayCell)
+
+
 def _h():
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
     from neuron import h

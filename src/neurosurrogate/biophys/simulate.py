@@ -24,6 +24,7 @@ import numpy as np
 
 from neurosurrogate.biophys.build import load_mechanisms
 from neurosurrogate.biophys.cells import CellSpec
+from neurosurrogate.biophys.hay import is_hay  # no NEURON import
 from neurosurrogate.data.trace import Trace, bin_mean_1khz, detect_spikes, resample_1khz
 from neurosurrogate.inputs import EventTable
 
@@ -188,15 +189,9 @@ def release_model() -> None:
     _MODEL = None
 
 
-def _is_hay(spec) -> bool:
-    from neurosurrogate.biophys.hay import HayCell
-
-    return isinstance(spec, HayCell)
-
-
 def resting_potential(spec: CellSpec) -> float:
     """Steady-state membrane potential of the cell without input, mV (the soma's, for hay-l5pc)."""
-    if _is_hay(spec):
+    if is_hay(spec):
         from neurosurrogate.biophys.hay import hay_model
 
         return hay_model(spec).steady_state()
@@ -252,7 +247,7 @@ def simulate_batch(
             raise TypeError(f"tables[{i}] must be an EventTable")
     if not tables:
         return []
-    if _is_hay(spec):  # one detailed cell at a time (batching buys nothing at 642 compartments)
+    if is_hay(spec):  # one detailed cell at a time (batching buys nothing at 642 compartments)
         from neurosurrogate.biophys.hay import simulate_hay
 
         return [simulate_hay(spec, ev, duration_ms, dt, keep_full) for ev in tables]

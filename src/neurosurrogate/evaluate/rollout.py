@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurosurrogate.biophys.hay import is_hay
 from neurosurrogate.data.dataset import Dataset
 from neurosurrogate.data.trace import Trace
 from neurosurrogate.evaluate.metrics import (
@@ -65,7 +66,7 @@ HAY_REGIMES: dict[str, tuple[str, dict]] = {
 def regimes_for(cell) -> tuple[str, dict[str, tuple[str, dict]]]:
     """(file-name prefix, regimes) of the held-out regime set for ``cell``: :data:`HAY_REGIMES` for
     ``hay-l5pc``, :data:`REGIMES` otherwise."""
-    if getattr(cell, "name", None) == "hay-l5pc":
+    if is_hay(cell):
         return "hay-l5pc_", HAY_REGIMES
     return "", REGIMES
 
