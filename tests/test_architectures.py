@@ -13,6 +13,7 @@ N_IN, N_OUT, B, T = 4, 5, 3, 100
 # Tiny sizes so the whole file runs in seconds; receptive fields / windows < T.
 SMALL: dict[str, dict] = {
     "gru": dict(hidden=16, layers=1),
+    "gru_fb": dict(hidden=16, layers=1, traces=2),
     "linear": dict(history=16),
     "nonlinear": dict(history=16, width=8),
     "mlp": dict(history=16, hidden=16, layers=2),
@@ -202,3 +203,27 @@ def test_gru_dropout_acts_in_training_only():
     assert_states_close(st, st2)
     with pytest.raises(ValueError, match="dropout"):
         build("gru", N_IN, N_OUT, dropout=1.0)
+
+
+def test_spike_feedback_is_the_models_own_decision():
+    """gru_fb: forward equals step with feedback active, the fed-back flag is the model's own
+    thresholded spike output of the previous step, and it changes what follows."""
+    model = small("gru_fb")
+    with torch.no_grad():
+        model.w_fb.normal_(0.0, 2.0)
+        model.head.weight[1] *= 5.0
+        model.head.bias[1] = -0.85  # spike logit scattered around logit(0.3): both branches occur
+    x, _ = data()
+    with torch.no_grad():
+        y, st = model(x)
+        y_ref, st_ref = step_loop(model, x)
+        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+        assert_states_close(st, st_ref)
+        fired = torch.sigmoid(y[:, :, 1]) > model.config["fb_threshold"]
+        assert 0 < fired.float().mean() < 1
+        assert torch.equal(st[-1][:, 0], fired[:, -1].float())
+        model.w_fb.zero_()
+        y0, _ = model(x)
+    assert not torch.allclose(y0, y)  # the feedback acts
+    with pytest.raises(ValueError, match="fb_threshold"):
+        build("gru_fb", N_IN, N_OUT, fb_threshold=1.5)

@@ -3,6 +3,7 @@
 from neurosurrogate.surrogate.architectures import (  # noqa: F401
     cnn_lstm,
     gru,
+    gru_fb,
     linear,
     mlp,
     nonlinear,
