@@ -8,6 +8,7 @@ case functions below are module-level so that the workers can import them.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from neurosurrogate.network.circuit import Circuit, PopulationSpec
 pytestmark = pytest.mark.neuron
 
 DT = 0.025
+HAY_MORPH = Path(__file__).resolve().parents[2] / "shared" / "hay2011" / "cell1.asc"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +204,45 @@ def case_no_synapses_equals_simulate_events(seed: int):
     return runs, refs
 
 
+def hay_circuit(connect: bool = True) -> Circuit:
+    """Three hay-l5pc cells, 120 ms: cells 0 and 2 get the same synchronous volley at 20 ms
+    (40 events of 3 nS on the first 40 basal excitatory sites within 1 ms); cell 0 contacts cell 1 on the same
+    5 sites x 25 nS each (static, 2 ms delay), cell 2 contacts nobody and nobody contacts it."""
+    from neurosurrogate.biophys.cells import get_cell
+
+    spec = get_cell("hay-l5pc", morphology=str(HAY_MORPH))
+    exc = [j for j, s in enumerate(spec.synapses) if s.kind == "exc" and s.section == "basal"][:40]
+    rng = np.random.default_rng(3)
+    t = 20.0 + rng.uniform(0.0, 1.0, len(exc))
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    n_syn = 5 if connect else 0
+    return Circuit(
+        populations=(PopulationSpec("L5", 3, "m", "hay-l5pc"),),
+        duration_ms=120,
+        pre=np.zeros(n_syn, np.int64), post=np.ones(n_syn, np.int64), channel=np.array(exc[:n_syn], np.int64),
+        weight_nS=np.full(n_syn, 25.0), delay_ms=np.full(n_syn, 2, np.int64),
+        U=np.ones(n_syn), D_ms=np.zeros(n_syn), F_ms=np.zeros(n_syn),
+        ext_t_ms=np.concatenate([t, t]), ext_cell=np.repeat(i64(0, 2), len(exc)),
+        ext_channel=np.array(exc + exc, np.int64), ext_weight_nS=np.full(2 * len(exc), 3.0),
+        record_v=i64(0, 1, 2),
+    ), spec
+
+
+def case_hay_circuit():
+    """The circuit with and without its connection, and simulate_hay on cell 0's events."""
+    from neurosurrogate.biophys.circuit import simulate_circuits
+    from neurosurrogate.biophys.hay import simulate_hay
+    from neurosurrogate.inputs import EventTable
+
+    c, spec = hay_circuit(True)
+    c0, _ = hay_circuit(False)
+    runs = simulate_circuits([c, c0], cells={"hay-l5pc": spec})
+    m = c.ext_cell == 0
+    alone = simulate_hay(spec, EventTable(c.ext_t_ms[m], c.ext_channel[m], c.ext_weight_nS[m]), c.duration_ms)
+    return runs, alone.spike_times_ms, alone.v_mV
+
+
 def case_bad_inputs_in_worker():
     from neurosurrogate.biophys.circuit import simulate_circuits
 
@@ -335,4 +376,21 @@ def test_bad_input_raises_clear_value_error(run_neuron):
     assert len(msgs) == 3
     for m, word in zip(msgs, expect):
         assert word in m, m
-    assert "point cell" in msgs[1]
+    assert "morphology" in msgs[1] or "one temperature" in msgs[1], msgs[1]  # hay-l5pc beside point-hh
+
+
+@pytest.mark.skipif(not HAY_MORPH.exists(), reason="needs ../shared/hay2011/cell1.asc")
+def test_hay_l5pc_circuit(run_neuron):
+    """hay-l5pc cells in a NEURON circuit: every copy starts at the cell's steady state (a cell
+    without recurrent input fires as simulate_hay does on its events, and two such cells
+    identically), and a spike of cell 0 reaches cell 1 through its 5 contacts after the delay."""
+    (run, run0), alone_spikes, alone_v = run_neuron(case_hay_circuit)
+    sp = [run.spike_t_ms[run.spike_cell == k] for k in range(3)]
+    assert alone_spikes.size >= 1 and sp[0].size == alone_spikes.size
+    assert np.all((sp[0] - alone_spikes >= 0) & (sp[0] - alone_spikes < DT + 1e-9)), "NetCon time = step end"
+    assert np.abs(run.v_mV[0] - alone_v).max() < 1e-6
+    assert np.array_equal(sp[0], sp[2]) and np.abs(run.v_mV[0] - run.v_mV[2]).max() < 1e-6
+    assert sp[1].size >= 1 and sp[1][0] > sp[0][0] + 2.0, "cell 1 fires after cell 0's spike plus the delay"
+    assert abs(run.v_mV[1][:15].mean() - alone_v[:15].mean()) < 1e-6, "cell 1 at the same rest before any input"
+    assert run0.spike_t_ms.size == 2 * sp[0].size and np.all(run0.spike_cell != 1), "no contact, no spike"
+    assert np.ptp(run0.v_mV[1]) < 1e-6, "an unconnected cell without input stays at its steady state"

@@ -4,10 +4,12 @@ Every cell of every given circuit becomes an independent NEURON cell; all
 circuits given to one :func:`simulate_circuits` call are simulated together
 in ONE NEURON run (they share nothing but the integrator, which amortises
 NEURON's per-step overhead, as :func:`neurosurrogate.biophys.simulate.simulate_batch`
-does for single cells). Only point-cell populations are supported for now.
+does for single cells). Populations are point cells or ``hay-l5pc`` cells.
 
-Per cell (built exactly as :mod:`neurosurrogate.biophys.simulate` builds a
-point cell, with its ``_Soma``):
+Per cell (a point cell built exactly as :mod:`neurosurrogate.biophys.simulate`
+builds one, with its ``_Soma``; a ``hay-l5pc`` cell as
+:func:`neurosurrogate.biophys.hay.simulate_hay` builds one, a ``HayModel``
+with one ``AlphaSynEv`` per row of its 200-site synapse table):
 
 * external events (background, stimuli) arrive at the cell's ``AlphaSynEv``
   synapses (one per row of the cell's synapse table), through NetCons pooled
@@ -15,15 +17,20 @@ point cell, with its ``_Soma``):
   (the first after ``finitialize``, each next one when the run reaches its
   start; this bounds the number of NetCons, see ``_CircuitModel._plan_external``);
 * recurrent synapses: one ``AlphaSynTM`` point process per (postsynaptic
-  cell, channel) that has recurrent inputs, with ``tau``/``e`` from the
+  cell, channel) that has recurrent inputs, at the channel's site (its
+  section and position for ``hay-l5pc``), with ``tau``/``e`` from the
   cell's synapse table; one NetCon per synapse row, watching the
   presynaptic soma voltage (threshold: the presynaptic cell's
   ``spike_threshold_mV``), ``delay = delay_ms`` and weight vector
   ``(weight_nS, U, D_ms, F_ms)``; the mechanism applies the Tsodyks-Markram
   recursion of :mod:`neurosurrogate.network.circuit` per NetCon;
-* every cell starts at its cell specification's resting potential with all
-  gates at steady state (as ``simulate.py``); fixed step, implicit Euler,
-  ``dt`` from the cell specification (0.025 ms) unless given.
+* every point cell starts at its cell specification's resting potential with all
+  gates at steady state (as ``simulate.py``); every ``hay-l5pc`` cell at the
+  steady state of its specification without input (``prerun``, the default;
+  computed once per specification and copied to every cell) or, with
+  ``prerun=False``, at ``finitialize(v_init_mV)`` (as ``simulate_hay``);
+  fixed step, implicit Euler, ``dt`` from the cell specification (0.025 ms)
+  unless given.
 
 Spike times are NEURON's threshold-detection times: the end of the
 integration step on which the soma voltage first reached threshold. They
@@ -48,6 +55,7 @@ import numpy as np
 
 from neurosurrogate.biophys.cells import CellSpec, PointCell, get_cell
 from neurosurrogate.biophys.generate import map_chunks
+from neurosurrogate.biophys.hay import HayCell
 from neurosurrogate.data.trace import detect_spikes, resample_1khz
 from neurosurrogate.network.circuit import Circuit, CircuitRun
 
@@ -61,21 +69,21 @@ CHUNK_MS = 2.0
 # ---------------------------------------------------------------------------------------------
 # checks (no NEURON)
 # ---------------------------------------------------------------------------------------------
-def _population_specs(i: int, c: Circuit) -> list[PointCell]:
-    """The point-cell specification of each population of ``circuits[i]``."""
+def _population_specs(i: int, c: Circuit, cells: dict | None = None) -> list[CellSpec]:
+    """The cell specification of each population of ``circuits[i]``: ``cells[name]`` if given,
+    else ``get_cell(name)`` (``hay-l5pc`` takes its morphology from ``$NEUROSURROGATE_HAY_MORPHOLOGY``)."""
     specs = []
     for p in c.populations:
-        try:
-            spec = get_cell(p.cell)
-        except ValueError as err:
-            raise ValueError(
-                f"circuits[{i}] population {p.name!r}: cell {p.cell!r} is not a point cell of "
-                f"get_cell (only point-cell populations are supported): {err}"
-            ) from None
-        if not isinstance(spec, PointCell):
+        spec = (cells or {}).get(p.cell)
+        if spec is None:
+            try:
+                spec = get_cell(p.cell)
+            except ValueError as err:
+                raise ValueError(f"circuits[{i}] population {p.name!r}: cell {p.cell!r}: {err}") from None
+        if not isinstance(spec, (PointCell, HayCell)):
             raise ValueError(
                 f"circuits[{i}] population {p.name!r}: cell {p.cell!r} is a {type(spec).__name__}; "
-                "only point-cell populations are supported"
+                "expected a point cell or hay-l5pc"
             )
         specs.append(spec)
     return specs
@@ -95,7 +103,8 @@ def _check_channels(i: int, c: Circuit, cell_spec: list[CellSpec]) -> None:
             )
 
 
-def _check_circuits(circuits: list[Circuit], dt_ms: float | None) -> tuple[list[list[PointCell]], float, int]:
+def _check_circuits(circuits: list[Circuit], dt_ms: float | None,
+                    cells: dict | None = None) -> tuple[list[list[CellSpec]], float, int]:
     """Validate the circuits for one joint run.
 
     Returns:
@@ -103,7 +112,7 @@ def _check_circuits(circuits: list[Circuit], dt_ms: float | None) -> tuple[list[
 
     Raises:
         TypeError: an entry is not a Circuit.
-        ValueError: invalid circuit, non-point cell, mismatched durations, cell
+        ValueError: invalid circuit, unsupported cell, mismatched durations, cell
             specifications that cannot share one run (temperature, dt), bad channel.
     """
     from neurosurrogate.biophys.simulate import _check_run_args
@@ -114,7 +123,7 @@ def _check_circuits(circuits: list[Circuit], dt_ms: float | None) -> tuple[list[
         if not isinstance(c, Circuit):
             raise TypeError(f"circuits[{i}] must be a Circuit, got {type(c).__name__}")
     duration = circuits[0].duration_ms
-    cell_specs: list[list[PointCell]] = []
+    cell_specs: list[list[CellSpec]] = []
     for i, c in enumerate(circuits):
         if c.duration_ms != duration:
             raise ValueError(
@@ -125,7 +134,7 @@ def _check_circuits(circuits: list[Circuit], dt_ms: float | None) -> tuple[list[
             c.validate()
         except ValueError as err:
             raise ValueError(f"circuits[{i}]: {err}") from None
-        pops = _population_specs(i, c)
+        pops = _population_specs(i, c, cells)
         per_cell = [s for s, p in zip(pops, c.populations) for _ in range(p.n)]
         _check_channels(i, c, per_cell)
         cell_specs.append(per_cell)
@@ -158,17 +167,44 @@ def _free_in_order(objs: list) -> None:
     objs.clear()
 
 
+def _build_cell(h, spec: CellSpec, relaxed: dict):
+    """One cell's NEURON objects: a ``_Soma`` for a point cell, a ``HayModel`` for ``hay-l5pc``
+    (at the steady state of the first cell of its specification, kept in ``relaxed``)."""
+    if not isinstance(spec, HayCell):
+        from neurosurrogate.biophys.simulate import _Soma
+
+        return _Soma(h, spec)
+    from neurosurrogate.biophys.hay import HayModel
+
+    cell = HayModel(spec)
+    if spec.prerun:
+        first = relaxed.get(spec)
+        if first is None:
+            cell.steady_state()  # integrates only the cells built so far; their state is reset at finitialize
+            relaxed[spec] = cell
+        else:
+            cell.adopt_steady_state(first)
+    return cell
+
+
+def _segment(cell, spec: CellSpec, ch: int):
+    """The segment of synapse row ``ch`` of a built cell."""
+    if isinstance(spec, HayCell):
+        row = cell.synapse_rows[ch]
+        return cell.sections[row["section"]](row["x"])
+    return cell.soma(spec.synapses[ch].x)
+
+
 class _CircuitModel:
     """NEURON objects of one circuit: cells, synapses, NetCons and recorders."""
 
-    def __init__(self, h, c: Circuit, cell_spec: list[PointCell], rest: dict, duration_ms: int) -> None:
-        from neurosurrogate.biophys.simulate import _Soma
-
+    def __init__(self, h, c: Circuit, cell_spec: list[CellSpec], rest: dict, duration_ms: int,
+                 relaxed: dict) -> None:
         self.h = h
         self.circuit = c
         self.cell_spec = cell_spec
-        self.cells = [_Soma(h, s) for s in cell_spec]
-        self.v_rest = [rest[s] for s in cell_spec]
+        self.cells = [_build_cell(h, s, relaxed) for s in cell_spec]
+        self.v_rest = [rest.get(s) for s in cell_spec]
         # external events through the cells' AlphaSynEv synapses, queued chunk by chunk
         self._plan_external(c, duration_ms)
         # recurrent synapses: one AlphaSynTM per (post, channel), one NetCon per row
@@ -180,7 +216,7 @@ class _CircuitModel:
             syn = self.tm.get(key)
             if syn is None:
                 sd = cell_spec[post].synapses[ch]
-                syn = h.AlphaSynTM(self.cells[post].soma(sd.x))
+                syn = h.AlphaSynTM(_segment(self.cells[post], cell_spec[post], ch))
                 syn.tau, syn.e = sd.tau_ms, sd.e_rev_mV
                 self.tm[key] = syn
             src = self.cells[pre].soma
@@ -203,10 +239,19 @@ class _CircuitModel:
             self.detectors.append(nc)
         self.v_rec = [h.Vector().record(self.cells[int(k)].soma(0.5)._ref_v) for k in c.record_v]
 
-    def set_rest(self) -> None:
-        """Set each cell's voltage to its resting potential (before ``finitialize()``)."""
-        for soma, v in zip(self.cells, self.v_rest):
-            soma.soma(0.5).v = v
+    def set_rest(self, on: bool = True) -> None:
+        """Before ``finitialize()`` (``on``): set each point cell's voltage to its resting potential,
+        each ``hay-l5pc`` cell to restore its steady state (``prerun``) or to ``v_init_mV``.
+        After it (not ``on``): stop the restoring."""
+        for cell, spec, v in zip(self.cells, self.cell_spec, self.v_rest):
+            if not isinstance(spec, HayCell):
+                if on:
+                    cell.soma(0.5).v = v
+            elif spec.prerun:
+                cell.restore_on_init(on)
+            elif on:
+                for seg in cell.segments():
+                    seg.v = spec.v_init_mV
 
     def _plan_external(self, c: Circuit, duration_ms: int) -> None:
         """Assign every external event a pooled NetCon; create the pools.
@@ -282,8 +327,11 @@ class _CircuitModel:
         _free_in_order(self.detectors)
         self.v_rec = []
         self.tm = {}
-        for soma in self.cells:
-            soma.syns = []
+        for cell in self.cells:
+            if hasattr(cell, "close"):
+                cell.close()  # a HayModel
+            else:
+                cell.syns = []
         self.cells = []
 
     def result(self, duration_ms: int, dt: float, wall_s: float) -> CircuitRun:
@@ -308,17 +356,20 @@ class _CircuitModel:
         )
 
 
-def simulate_circuits(circuits: list[Circuit], dt_ms: float | None = None) -> list[CircuitRun]:
+def simulate_circuits(circuits: list[Circuit], dt_ms: float | None = None,
+                      cells: dict[str, CellSpec] | None = None) -> list[CircuitRun]:
     """Simulate several circuits together in ONE NEURON run in this process.
 
     The circuits do not interact: each cell of each circuit is its own NEURON
     cell; simulating them together only amortises NEURON's per-step overhead.
 
     Args:
-        circuits: realised circuits; every population's ``cell`` must be a
-            point cell of :func:`~neurosurrogate.biophys.cells.get_cell`, all
-            circuits must have the same ``duration_ms``.
+        circuits: realised circuits; every population's ``cell`` must name a
+            point cell or ``hay-l5pc`` (:func:`~neurosurrogate.biophys.cells.get_cell`),
+            all circuits must have the same ``duration_ms``.
         dt_ms: integration step, ms (default: the cells' ``dt_ms``; must divide 1 ms).
+        cells: cell specifications by population ``cell`` name, used instead of
+            ``get_cell(name)`` (e.g. ``{"hay-l5pc": get_cell("hay-l5pc", morphology=PATH)}``).
 
     Returns:
         One :class:`~neurosurrogate.network.circuit.CircuitRun` per circuit, in
@@ -334,33 +385,42 @@ def simulate_circuits(circuits: list[Circuit], dt_ms: float | None = None) -> li
 
     Raises:
         TypeError: an entry of ``circuits`` is not a Circuit.
-        ValueError: a non-point cell, mismatched durations, an invalid circuit
+        ValueError: an unsupported cell, mismatched durations, an invalid circuit
             (message names the circuit and field), or cells that cannot share a run.
     """
     if len(circuits) == 0:
         return []
-    cell_specs, dt, duration = _check_circuits(list(circuits), dt_ms)
+    cell_specs, dt, duration = _check_circuits(list(circuits), dt_ms, cells)
+    from neurosurrogate.biophys import hay as _hay
     from neurosurrogate.biophys import simulate as _sim
 
     h = _sim._h()
-    rest = {s: _sim.resting_potential(s) for s in {s for per in cell_specs for s in per}}
+    points = {s for per in cell_specs for s in per if not isinstance(s, HayCell)}
+    rest = {s: _sim.resting_potential(s) for s in points}
     # resting_potential keeps a one-cell model as simulate.py's cache; drop it (and any
-    # cached model of an earlier simulate_batch) so that no idle cell joins this run
+    # cached model of an earlier simulate_batch or simulate_hay) so that no idle cell joins this run
     _sim._MODEL = None
-    models = [_CircuitModel(h, c, cs, rest, duration) for c, cs in zip(circuits, cell_specs)]
+    _hay.release_model()
+    relaxed: dict = {}
+    models = [_CircuitModel(h, c, cs, rest, duration, relaxed) for c, cs in zip(circuits, cell_specs)]
     h.celsius = next(s for per in cell_specs for s in per).celsius_degC
     h.dt = dt
     h.steps_per_ms = 1.0 / dt
     t_run = time.perf_counter()
     v_rest = set(rest.values())
-    if len(v_rest) == 1:
-        # one resting potential for all: exactly as simulate.py (bit-identical traces)
+    if len(v_rest) == 1 and len(points) == len({s for per in cell_specs for s in per}):
+        # point cells with one resting potential: exactly as simulate.py (bit-identical traces)
         h.finitialize(v_rest.pop())
     else:
-        # finitialize() without argument keeps each cell's v and sets its gates to steady state
+        # finitialize() without argument keeps each cell's v and sets its gates to steady state;
+        # hay-l5pc cells restore their steady state after the mechanisms' initialisation
         for m in models:
             m.set_rest()
-        h.finitialize()
+        try:
+            h.finitialize()
+        finally:
+            for m in models:
+                m.set_rest(False)
     n_chunks = int(np.ceil(duration / CHUNK_MS))
     for k in range(n_chunks):
         for m in models:
@@ -373,12 +433,12 @@ def simulate_circuits(circuits: list[Circuit], dt_ms: float | None = None) -> li
     return out
 
 
-def _worker(circuits: list[Circuit], dt_ms: float | None) -> list[CircuitRun]:
-    return simulate_circuits(circuits, dt_ms)
+def _worker(circuits: list[Circuit], dt_ms: float | None, cells: dict | None) -> list[CircuitRun]:
+    return simulate_circuits(circuits, dt_ms, cells)
 
 
 def simulate_circuits_parallel(
-    circuits: list[Circuit], workers: int, dt_ms: float | None = None
+    circuits: list[Circuit], workers: int, dt_ms: float | None = None, cells: dict[str, CellSpec] | None = None
 ) -> list[CircuitRun]:
     """Simulate circuits in ``workers`` spawned processes; results in input order.
 
@@ -391,11 +451,12 @@ def simulate_circuits_parallel(
         circuits: as for :func:`simulate_circuits` (checked here, before any process starts).
         workers: number of processes, >= 1.
         dt_ms: integration step, ms (default: the cells' ``dt_ms``).
+        cells: as for :func:`simulate_circuits`.
     """
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     circuits = list(circuits)
     if not circuits:
         return []
-    _check_circuits(circuits, dt_ms)
-    return map_chunks(_worker, circuits, int(workers), dt_ms)
+    _check_circuits(circuits, dt_ms, cells)
+    return map_chunks(_worker, circuits, int(workers), dt_ms, cells)

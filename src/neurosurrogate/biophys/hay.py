@@ -714,6 +714,26 @@ class HayModel:
         self.v_rest_mV = float(self.soma(0.5).v)
         return self.v_rest_mV
 
+    def adopt_steady_state(self, other: "HayModel") -> None:
+        """Take the steady state of ``other`` (same specification, already relaxed) as this cell's:
+        one relaxation serves every copy of the cell in a circuit (run alone, it would integrate
+        all cells built so far).
+
+        Raises:
+            ValueError: ``other`` has another specification or no steady state yet.
+        """
+        if other.spec != self.spec or other._snapshot is None:
+            raise ValueError("adopt_steady_state: the other cell must have the same specification and a steady state")
+        refs = self._state_refs()
+        if len(refs) != len(other._snapshot):
+            raise ValueError(f"adopt_steady_state: {len(refs)} state variables here, {len(other._snapshot)} there")
+        self._snapshot = [(obj, name, val) for (obj, name), (_, _, val) in zip(refs, other._snapshot)]
+        self.v_rest_mV = other.v_rest_mV
+
+    def restore_on_init(self, on: bool) -> None:
+        """With ``on`` (and a steady state), the next ``finitialize`` puts the cell at its steady state."""
+        self._restore_on_init = bool(on)
+
     # -- inputs -----------------------------------------------------------------------
     def prepare(self, events, duration_ms: float) -> list:
         """Assign NetCon weights (one NetCon per distinct weight and synapse); return the queue."""
