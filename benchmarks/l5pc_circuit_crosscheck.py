@@ -14,10 +14,17 @@ per setting: each cell's spikes (NEURON = truth, surrogate = prediction: precisi
 
 This is *open loop*: NEURON cells receive the surrogate network's spikes, not those of a NEURON
 network, so it tests the cells in the circuit's input regime (synchronous proximal volleys, recurrent
-bursts, background), not the closed-loop dynamics. A closed-loop NEURON circuit of 150 detailed cells
-(~3 min of CPU per 250 ms instance) needs multi-cell Hay support in ``biophys/circuit.py``.
+bursts, background), not the closed-loop dynamics.
 
-    .venv/bin/python benchmarks/l5pc_circuit_crosscheck.py [--seed 1] [--workers 2]
+``--closed-loop`` runs the other check: the same realised circuits (connectivity, contacts, delays,
+Tsodyks-Markram synapses, background, volley) as NEURON networks of 150 detailed cells each
+(``biophys.circuit.simulate_circuits_parallel``, every cell from its steady state; ~6 min of CPU per
+250 ms instance, the settings spread over the workers), against the surrogate network run closed loop
+on them: the circuit measures of both, each cell's spikes matched as above (closed loop, a spike
+missed early changes the network's later input, so per-cell scores are lower bounds), and rasters.
+Writes ``closed_loop.json`` and ``rasters_closed_loop.png``.
+
+    .venv/bin/python benchmarks/l5pc_circuit_crosscheck.py [--seed 1] [--workers 2] [--closed-loop]
         [--settings 0.75:0.05,1.0:0.075,1.1:0.075] [--out docs/experiments/l5pc_circuit_crosscheck]
 """
 
@@ -53,6 +60,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="circuit instance (realise seed)")
     ap.add_argument("--workers", type=int, default=2, help="NEURON processes")
     ap.add_argument("--out", default="out/l5pc_circuit_crosscheck", help="folder for crosscheck.json and rasters.png")
+    ap.add_argument("--closed-loop", action="store_true",
+                    help="simulate the circuits as NEURON networks of detailed cells instead (see above)")
     args = ap.parse_args()
     if not Path(args.morphology).exists():
         sys.exit(f"--morphology {args.morphology} does not exist")
@@ -63,6 +72,7 @@ def main() -> None:
         sys.exit(f"--settings {args.settings!r}: expected DRIVE:P pairs, e.g. 1.0:0.075,0.75:0.05")
 
     from neurosurrogate.biophys.cells import get_cell
+    from neurosurrogate.biophys.circuit import simulate_circuits_parallel
     from neurosurrogate.data.io import atomic_path, provenance
     from neurosurrogate.evaluate.metrics import pooled_spike_fidelity
     from neurosurrogate.network.build import realise
@@ -82,20 +92,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, runs = [], []
-    for drive, p in settings:
-        cf = cfg0.with_values({"network.exc_scale": drive, "projections.recurrent.p": p})
-        c = realise(cf, seed=args.seed)
-        n, T = c.n_cells, int(c.duration_ms)
-        c = dataclasses.replace(c, record_v=np.arange(n))
-        sur = simulate(c, device="cpu", record_inputs=True)
-        tables = [model.encoding.events(x) for x in sur.inputs]  # what each surrogate cell saw
-        t0 = time.perf_counter()
-        spk = neuron_spikes(cell_dict, tables, float(T), args.workers)
-        wall = time.perf_counter() - t0
-        cells = np.concatenate([np.full(s.size, i) for i, s in enumerate(spk)]).astype(np.int64)
-        times = np.concatenate(spk) if cells.size else np.zeros(0)
-        o = np.lexsort((cells, times))
-        nrn = CircuitRun(cells[o], times[o], np.zeros((0, T)), T, wall, "neuron")
+
+    def compare(drive, p, n, T, nrn, sur, wall):
+        """One setting's row (NEURON = truth, surrogate = prediction); prints it."""
         st = [nrn.spike_t_ms[nrn.spike_cell == i] for i in range(n)]
         sp = [sur.spike_t_ms[sur.spike_cell == i] for i in range(n)]
         pr = pooled_spike_fidelity(st, sp, (2.0, 10.0))  # each cell's spikes matched one to one
@@ -114,13 +113,50 @@ def main() -> None:
               f"{pr['recall_10ms']:.2f}; instability {mn['instability']:.3f} / {ms['instability']:.3f}, immediate "
               f"response {mn['immediate_response']:.3f} / {ms['immediate_response']:.3f} (NEURON / surrogate; "
               f"NEURON {wall:.0f} s)", flush=True)
-    record = {"config": str(args.config), "model": pop.model, "settings": rows,
-              "note": "open loop: NEURON cells driven by the surrogate network's inputs",
+
+    closed = []
+    for drive, p in settings:
+        cf = cfg0.with_values({"network.exc_scale": drive, "projections.recurrent.p": p})
+        c = realise(cf, seed=args.seed)
+        n, T = c.n_cells, int(c.duration_ms)
+        c = dataclasses.replace(c, record_v=np.arange(n))
+        sur = simulate(c, device="cpu", record_inputs=not args.closed_loop)
+        if args.closed_loop:
+            closed.append((drive, p, c, sur))
+            continue
+        tables = [model.encoding.events(x) for x in sur.inputs]  # what each surrogate cell saw
+        t0 = time.perf_counter()
+        spk = neuron_spikes(cell_dict, tables, float(T), args.workers)
+        wall = time.perf_counter() - t0
+        cells = np.concatenate([np.full(s.size, i) for i, s in enumerate(spk)]).astype(np.int64)
+        times = np.concatenate(spk) if cells.size else np.zeros(0)
+        o = np.lexsort((cells, times))
+        compare(drive, p, n, T, CircuitRun(cells[o], times[o], np.zeros((0, T)), T, wall, "neuron"), sur, wall)
+    if closed:
+        print(f"closed loop: {len(closed)} NEURON circuits of {closed[0][2].n_cells} hay-l5pc cells on "
+              f"{args.workers} processes ...", flush=True)
+        t0 = time.perf_counter()
+        nrns = simulate_circuits_parallel([c for _, _, c, _ in closed], args.workers, cells={"hay-l5pc": cell})
+        wall = time.perf_counter() - t0
+        for (drive, p, c, sur), nrn in zip(closed, nrns):
+            compare(drive, p, c.n_cells, int(c.duration_ms), nrn, sur, wall)
+    name, note = (("closed_loop", "closed loop: NEURON networks of detailed cells vs the surrogate network, same "
+                   "realised circuits") if closed else
+                  ("crosscheck", "open loop: NEURON cells driven by the surrogate network's inputs"))
+    record = {"config": str(args.config), "model": pop.model, "settings": rows, "note": note,
               "date": time.strftime("%Y-%m-%d %H:%M"), "provenance": provenance()}
-    with atomic_path(out / "crosscheck.json") as tmp:
+    with atomic_path(out / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1, default=float))
-    plot_raster_overlay(out / "rasters.png", [(f"drive {d} x, p {p}", nrn, sur) for d, p, nrn, sur in runs], stim_ms)
-    print(f"wrote {out / 'crosscheck.json'} and {out / 'rasters.png'}")
+    png = out / ("rasters_closed_loop.png" if closed else "rasters.png")
+    plot_raster_overlay(png, [(f"drive {d} x, p {p}", nrn, sur) for d, p, nrn, sur in runs], stim_ms,
+                        neuron_label="NEURON network" if closed else "NEURON (same input)")
+    spikes = {f"{who}_{k}_{field}": getattr(run, f"spike_{field}") for k, (_, _, nrn, sur) in enumerate(runs)
+              for who, run in (("neuron", nrn), ("surrogate", sur)) for field in ("cell", "t_ms")}
+    with atomic_path(out / f"{name}_spikes.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, settings=np.array([[d, p] for d, p, _, _ in runs]), **spikes)
+    print(f"wrote {out / (name + '.json')}, {png} and the spikes ({name}_spikes.npz: setting k's neuron_k_cell, "
+          f"neuron_k_t_ms, surrogate_k_...)")
 
 
 if __name__ == "__main__":

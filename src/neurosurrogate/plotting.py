@@ -325,13 +325,14 @@ def plot_crosscheck(path, data: dict, n_cells: int, stimulus_ms: float) -> Path:
     return _save(fig, path, plt)
 
 
-def plot_raster_overlay(path, panels: list[tuple[str, object, object]], stimulus_ms: float) -> Path:
+def plot_raster_overlay(path, panels: list[tuple[str, object, object]], stimulus_ms: float,
+                        neuron_label: str = "NEURON (same input)") -> Path:
     """One panel per ``(title, neuron_run, surrogate_run)``: both rasters of the same cells overlaid
     (NEURON black, surrogate orange, offset by 0.4 rows); PNG."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), sharey=True, squeeze=False)
     for ax, (title, nrn, sur) in zip(axes[0], panels):
-        ax.plot(nrn.spike_t_ms, nrn.spike_cell, "|", color="k", ms=4, label="NEURON (same input)")
+        ax.plot(nrn.spike_t_ms, nrn.spike_cell, "|", color="k", ms=4, label=neuron_label)
         ax.plot(sur.spike_t_ms, sur.spike_cell + 0.4, "|", color="tab:orange", ms=4, label="surrogate")
         ax.axvline(stimulus_ms, color="tab:red", lw=0.8)
         ax.set_xlim(0, nrn.duration_ms)
