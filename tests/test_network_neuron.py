@@ -204,10 +204,11 @@ def case_no_synapses_equals_simulate_events(seed: int):
     return runs, refs
 
 
-def hay_circuit(connect: bool = True) -> Circuit:
+def hay_circuit(connect: bool = True) -> tuple[Circuit, object]:
     """Three hay-l5pc cells, 120 ms: cells 0 and 2 get the same synchronous volley at 20 ms
     (40 events of 3 nS on the first 40 basal excitatory sites within 1 ms); cell 0 contacts cell 1 on the same
-    5 sites x 25 nS each (static, 2 ms delay), cell 2 contacts nobody and nobody contacts it."""
+    5 sites x 25 nS each (static, 2 ms delay), cell 2 contacts nobody and nobody contacts it.
+    Returns the circuit and the cell specification."""
     from neurosurrogate.biophys.cells import get_cell
 
     spec = get_cell("hay-l5pc", morphology=str(HAY_MORPH))
@@ -215,7 +216,6 @@ def hay_circuit(connect: bool = True) -> Circuit:
     rng = np.random.default_rng(3)
     t = 20.0 + rng.uniform(0.0, 1.0, len(exc))
     i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
-    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
     n_syn = 5 if connect else 0
     return Circuit(
         populations=(PopulationSpec("L5", 3, "m", "hay-l5pc"),),

@@ -55,7 +55,7 @@ import numpy as np
 
 from neurosurrogate.biophys.cells import CellSpec, PointCell, get_cell
 from neurosurrogate.biophys.generate import map_chunks
-from neurosurrogate.biophys.hay import HayCell
+from neurosurrogate.biophys.hay import HayCell, is_hay  # no NEURON import
 from neurosurrogate.data.trace import detect_spikes, resample_1khz
 from neurosurrogate.network.circuit import Circuit, CircuitRun
 
@@ -170,7 +170,7 @@ def _free_in_order(objs: list) -> None:
 def _build_cell(h, spec: CellSpec, relaxed: dict):
     """One cell's NEURON objects: a ``_Soma`` for a point cell, a ``HayModel`` for ``hay-l5pc``
     (at the steady state of the first cell of its specification, kept in ``relaxed``)."""
-    if not isinstance(spec, HayCell):
+    if not is_hay(spec):
         from neurosurrogate.biophys.simulate import _Soma
 
         return _Soma(h, spec)
@@ -189,7 +189,7 @@ def _build_cell(h, spec: CellSpec, relaxed: dict):
 
 def _segment(cell, spec: CellSpec, ch: int):
     """The segment of synapse row ``ch`` of a built cell."""
-    if isinstance(spec, HayCell):
+    if is_hay(spec):
         row = cell.synapse_rows[ch]
         return cell.sections[row["section"]](row["x"])
     return cell.soma(spec.synapses[ch].x)
@@ -244,7 +244,7 @@ class _CircuitModel:
         each ``hay-l5pc`` cell to restore its steady state (``prerun``) or to ``v_init_mV``.
         After it (not ``on``): stop the restoring."""
         for cell, spec, v in zip(self.cells, self.cell_spec, self.v_rest):
-            if not isinstance(spec, HayCell):
+            if not is_hay(spec):
                 if on:
                     cell.soma(0.5).v = v
             elif spec.prerun:
@@ -395,8 +395,8 @@ def simulate_circuits(circuits: list[Circuit], dt_ms: float | None = None,
     from neurosurrogate.biophys import simulate as _sim
 
     h = _sim._h()
-    points = {s for per in cell_specs for s in per if not isinstance(s, HayCell)}
-    rest = {s: _sim.resting_potential(s) for s in points}
+    specs = {s for per in cell_specs for s in per}
+    rest = {s: _sim.resting_potential(s) for s in specs if not is_hay(s)}
     # resting_potential keeps a one-cell model as simulate.py's cache; drop it (and any
     # cached model of an earlier simulate_batch or simulate_hay) so that no idle cell joins this run
     _sim._MODEL = None
@@ -408,7 +408,7 @@ def simulate_circuits(circuits: list[Circuit], dt_ms: float | None = None,
     h.steps_per_ms = 1.0 / dt
     t_run = time.perf_counter()
     v_rest = set(rest.values())
-    if len(v_rest) == 1 and len(points) == len({s for per in cell_specs for s in per}):
+    if len(v_rest) == 1 and len(rest) == len(specs):
         # point cells with one resting potential: exactly as simulate.py (bit-identical traces)
         h.finitialize(v_rest.pop())
     else:

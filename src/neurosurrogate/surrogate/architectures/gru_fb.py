@@ -52,12 +52,16 @@ class GRUSpikeFeedbackSurrogate(GRUSurrogate):
     def _split(self, state: State):
         return state[0], (state[1] if self.traces else None), state[-1]
 
+    def _tick(self, pre_t: Tensor, h: Tensor, f: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One step from the input stage's pre-activation (B, H): (output, new h, own spike flag)."""
+        z, h = self._cells(self.drop(torch.relu(pre_t + f * self.w_fb)), h)
+        y = self.head(z)
+        return y, h, (y[:, 1:2] > self.fb_logit).to(y.dtype)  # a comparison: no gradient flows through it
+
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         h, s, f = self._split(state)
         pre, s = self._pre(x_t, s)
-        z, h = self._cells(self.drop(torch.relu(pre + f * self.w_fb)), h)
-        y = self.head(z)
-        f = (y[:, 1:2] > self.fb_logit).to(y.dtype)
+        y, h, f = self._tick(pre, h, f)
         return y, ((h, s, f) if self.traces else (h, f))
 
     def forward(self, x_seq: Tensor, state: State | None = None, v_teacher: Tensor | None = None):
@@ -67,9 +71,7 @@ class GRUSpikeFeedbackSurrogate(GRUSurrogate):
         pre, s = self._pre(x_seq, s)
         ys = []
         for t in range(x_seq.shape[1]):
-            z, h = self._cells(self.drop(torch.relu(pre[:, t] + f * self.w_fb)), h)
-            y = self.head(z)
-            f = (y[:, 1:2] > self.fb_logit).to(y.dtype).detach()
+            y, h, f = self._tick(pre[:, t], h, f)
             ys.append(y)
         return torch.stack(ys, 1), ((h, s, f) if self.traces else (h, f))
 
