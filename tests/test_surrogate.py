@@ -373,6 +373,17 @@ def test_loss_groups_weigh_each_group():
         float(surrogate_loss(y5, z5, groups=[("currents", [3, 4], 0.1)])[0]), rel=1e-6)
 
 
+def test_voltage_weight_scales_only_the_voltage_term():
+    torch.manual_seed(1)
+    y, z = torch.randn(2, 30, 5), torch.randn(2, 30, 5)
+    z[..., 1] = (z[..., 1] > 1).float()
+    base, parts = surrogate_loss(y, z)
+    heavy, parts20 = surrogate_loss(y, z, voltage_weight=20.0)
+    assert parts20 == parts  # the parts are unweighted
+    assert float(heavy) == pytest.approx(float(base) + 19.0 * parts["v"], rel=1e-6)
+    assert float(surrogate_loss(y, z, voltage_weight=0.0)[0]) == pytest.approx(float(base) - parts["v"], rel=1e-6)
+
+
 def test_sparse_features_rebuild_dense_batches_exactly():
     from neurosurrogate.train.features import SparseFeatures
 

@@ -72,6 +72,8 @@ def test_config_errors(small_data, tmp_path):
         TrainConfig(train_data=(str(tr),))
     with pytest.raises(ValueError, match="batch_size"):
         _cfg(small_data, tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match="voltage_weight must be >= 0"):
+        _cfg(small_data, tmp_path, voltage_weight=-1.0)
     (tmp_path / "c.toml").write_text('arch = "gru"\nbogus = 1\n')
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_toml(tmp_path / "c.toml")

@@ -2,7 +2,7 @@
 
 With outputs ``y`` and targets ``z`` (see ``Encoding.targets``), per sample::
 
-    L = mean (y0 - z0)^2                                   voltage (normalised)
+    L = voltage_weight * mean (y0 - z0)^2                  voltage (normalised)
       + spike_weight  * BCE(y1, z1; pos_weight)            a spike starts in this ms
       + offset_weight * mean_{z1=1} (sigmoid(y2) - z2)^2   sub-ms spike time
       + current_weight * mean (y[3:] - z[3:])^2            extra outputs (INa, IK), legacy form
@@ -70,7 +70,8 @@ def extra_groups(names: Sequence[str], weights: dict[str, float]) -> list[tuple[
 
 def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_weight: float = 4.0,
                    offset_weight: float = 1.0, current_weight: float = 0.1,
-                   groups: Sequence[tuple[str, Sequence[int], float]] | None = None) -> tuple[Tensor, dict[str, float]]:
+                   groups: Sequence[tuple[str, Sequence[int], float]] | None = None,
+                   voltage_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Loss and its parts.
 
     Args:
@@ -79,6 +80,7 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
         current_weight: weight of the extra channels in the legacy form (``groups`` None).
         groups: ``[(name, channels, weight), ...]`` from :func:`extra_groups`; replaces the
             legacy extra term. ``parts`` then has one entry per group name.
+        voltage_weight: weight of the soma-voltage term (``parts['v']`` is the unweighted MSE).
 
     Returns:
         ``(total, parts)``: the scalar loss and a dict of float parts (``v``, ``spike``,
@@ -92,7 +94,7 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
     parts: dict[str, float] = {}
     if groups is None:
         lc = F.mse_loss(y[..., 3:], z[..., 3:]) if y.shape[-1] > 3 else y.new_zeros(())
-        total = lv + spike_weight * ls + offset_weight * lo + current_weight * lc
+        total = voltage_weight * lv + spike_weight * ls + offset_weight * lo + current_weight * lc
     else:
         extra = y.new_zeros(())
         for name, ch, w in groups:
@@ -101,6 +103,6 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
             parts[name] = float(lg.detach())
             extra = extra + w * lg
         lc = extra
-        total = lv + spike_weight * ls + offset_weight * lo + extra
+        total = voltage_weight * lv + spike_weight * ls + offset_weight * lo + extra
     return total, {**parts, "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
                    "current": float(lc.detach())}
