@@ -146,6 +146,38 @@ def test_traces_learn_and_leave_rest_at_zero():
         build("gru", 30, 4, traces=-1)
 
 
+def test_slow_normalised_traces(monkeypatch):
+    """trace_tau_max_ms sets the slowest initial time constant; trace_norm mixes the traces as leaky
+    means ((1 - a_k) mix_k), in PyTorch and in the fused kernel alike; both survive a rebuild."""
+    torch.manual_seed(4)
+    net = with_trained_traces(build("gru", 30, 4, hidden=16, layers=2, traces=3, trace_tau_max_ms=1000.0,
+                                    trace_norm=True).eval())
+    plain = build("gru", 30, 4, hidden=16, layers=2, traces=3).eval()
+    assert float(plain.log_tau.exp()[-1, 0]) == pytest.approx(60.0, rel=1e-5)
+    a = torch.exp(-1.0 / net.log_tau.exp())
+    torch.testing.assert_close(net.trace_mix(), (1 - a) * net.mix)
+    torch.testing.assert_close(plain.trace_mix(), plain.mix)
+    assert net.config["trace_tau_max_ms"] == 1000.0 and net.config["trace_norm"] is True
+    assert "trace_norm" not in plain.config and "trace_tau_max_ms" not in plain.config  # old files unchanged
+    twin = build("gru", 30, 4, **net.config).eval()
+    twin.load_state_dict(net.state_dict())
+    x = sparse_inputs(120, 3, 30, p=0.3)
+    y_t, st_t = run_steps(net, x, False, monkeypatch, full_state=True)
+    with torch.no_grad():
+        y_seq, _ = twin(x.transpose(0, 1))
+    torch.testing.assert_close(y_seq, y_t.transpose(0, 1), atol=1e-5, rtol=1e-4)
+    if fast.load_kernel() is not None:
+        y_f, st_f = run_steps(net, x, True, monkeypatch, full_state=True)
+        torch.testing.assert_close(y_f, y_t, atol=2e-5, rtol=1e-4)
+    with torch.no_grad():  # with these weights the slow trace matters: plain mixing changes the output
+        net.trace_norm = False
+        y_plain, _ = run_steps(net, x, False, monkeypatch, full_state=True)
+    assert (y_plain - y_t).abs().max() > 1e-3
+    for bad, match in ((dict(trace_tau_max_ms=1.0), "trace_tau_max_ms"), (dict(trace_norm="yes"), "trace_norm")):
+        with pytest.raises(ValueError, match=match):
+            build("gru", 30, 4, traces=2, **bad)
+
+
 def test_pytorch_path_where_the_kernel_does_not_apply(monkeypatch):
     """Training mode, autograd, float64 and unsupported widths step with PyTorch (gradients flow)."""
     monkeypatch.setenv("NEUROSURROGATE_FAST_STEP", "1")

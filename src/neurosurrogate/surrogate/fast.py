@@ -190,7 +190,7 @@ class FusedGRU:
         self.K = net.traces
         if self.K:  # decay per ms and mixing weights of the input traces
             self.a = f32(torch.exp(-1.0 / net.log_tau.detach().exp()))
-            self.m = f32(net.mix)
+            self.m = f32(net.trace_mix())
         else:
             self.a = self.m = np.zeros((1, self.H), np.float32)  # not read
         arrays = (self.win_t, self.b_in, self.wih_t, self.whh_t, self.bih, self.bhh, self.wout, self.b_out, self.a,

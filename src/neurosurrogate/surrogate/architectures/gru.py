@@ -3,13 +3,16 @@
     u_t = W_in x_t                                    (input projection, H channels)
     s^k_t = a_k * s^k_{t-1} + u_t,  k = 1..K          (optional input traces, a_k = exp(-1 ms / tau_k))
     z_t = ReLU(u_t + b_in + sum_k m_k * s^k_t)        (* elementwise per channel)
+                                                      (trace_norm: m_k = (1 - a_k) * mix_k, leaky means)
     h^l_t = GRU^l(h^{l-1}_t, h^l_{t-1}),  l = 1..L   (h^0_t = z_t)
     y_t = W_out h^L_t + b_out                         (voltage, spike logit, offset, extras)
 
 The traces (``traces`` = K > 0) are a linear filter bank in front of the GRU: each of the H
 projected input channels is low-pass filtered with K learned time constants (initialised
-log-spaced over 2-60 ms) and mixed with learned weights m_k (initialised 0, so training starts
-from the plain GRU). Synaptic input arrives as impulses (one bin per event onset); the traces hand
+log-spaced over 2 ms to ``trace_tau_max_ms``, default 60 ms) and mixed with learned weights m_k
+(initialised 0, so training starts from the plain GRU). Slow traces (hundreds of ms) sum hundreds of
+inputs: with ``trace_norm`` each is mixed as a leaky mean (m_k = (1 - a_k) mix_k), so a step of the
+optimiser on mix_k moves the pre-activation alike for every time constant. Synaptic input arrives as impulses (one bin per event onset); the traces hand
 the GRU the postsynaptic potentials' smooth time course at several scales instead of making it
 learn them, which a cell with hundreds of synapses at different electrotonic distances needs.
 Streaming they cost 4 K H flops per cell-step; over a sequence they are one FFT convolution.
@@ -38,17 +41,22 @@ from neurosurrogate.surrogate.base import State, Surrogate, register
 class GRUSurrogate(Surrogate):
     """Args: n_in, n_out; hidden (units per layer, default 64); layers (default 2); dropout
     (training-time dropout probability of the input projection and between GRU layers, default 0);
-    traces (input traces per channel, default 0: none).
+    traces (input traces per channel, default 0: none); trace_tau_max_ms (the slowest trace's initial
+    time constant, ms, default 60); trace_norm (mix the traces as leaky means, default False).
 
     On the CPU in eval mode without autograd, :meth:`step` and :meth:`forward` run the compiled
     fused kernel of :mod:`neurosurrogate.surrogate.fast` (same results to float32 rounding, several
     times faster for tens of cells); otherwise (training, autograd, GPU, float64) PyTorch."""
 
     def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
-                 traces: int = 0) -> None:
+                 traces: int = 0, trace_tau_max_ms: float = 60.0, trace_norm: bool = False) -> None:
         extra = {"dropout": float(dropout)} if dropout else {}  # model files without them load unchanged
         if traces:
             extra["traces"] = int(traces)
+        if trace_tau_max_ms != 60.0:
+            extra["trace_tau_max_ms"] = float(trace_tau_max_ms)
+        if trace_norm:
+            extra["trace_norm"] = True
         super().__init__(n_in, n_out, hidden=hidden, layers=layers, **extra)
         if hidden < 1 or layers < 1:
             raise ValueError(f"hidden and layers must be >= 1, got {hidden}, {layers}")
@@ -56,13 +64,19 @@ class GRUSurrogate(Surrogate):
             raise ValueError(f"traces must be a non-negative integer, got {traces}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 2.0 < trace_tau_max_ms < 1e6:
+            raise ValueError(f"trace_tau_max_ms must be in (2, 1e6) ms, got {trace_tau_max_ms}")
+        if not isinstance(trace_norm, bool):
+            raise ValueError(f"trace_norm must be true or false, got {trace_norm!r}")
         self.hidden, self.layers = hidden, layers
         self.inp = nn.Linear(n_in, hidden)
         self.traces = int(traces)
         if self.traces:
-            tau0 = torch.logspace(math.log10(2.0), math.log10(60.0), self.traces) if traces > 1 else torch.tensor([10.0])
+            tau0 = (torch.logspace(math.log10(2.0), math.log10(trace_tau_max_ms), self.traces) if traces > 1
+                    else torch.tensor([10.0]))
             self.log_tau = nn.Parameter(tau0.log()[:, None].repeat(1, hidden))  # (K, H), tau in ms
             self.mix = nn.Parameter(torch.zeros(self.traces, hidden))  # (K, H)
+        self.trace_norm = bool(trace_norm)
         self.drop = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, n_out)
@@ -102,6 +116,12 @@ class GRUSurrogate(Surrogate):
         self._rest = state[0][:, 0].detach().clone()  # (L, H)
         self.train(training)
 
+    def trace_mix(self) -> Tensor:
+        """(K, H) weights m_k of the traces in the input stage (mix, or (1 - a_k) mix with trace_norm)."""
+        if not self.trace_norm:
+            return self.mix
+        return -torch.expm1(-1.0 / self.log_tau.exp()) * self.mix
+
     def _pre(self, x: Tensor, s: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """The input stage before its ReLU, and the new traces. x: (B, n_in) with s (K, B, H), or
         (B, T, n_in) with s the traces before the sequence; returns the traces after its last step."""
@@ -111,14 +131,14 @@ class GRUSurrogate(Surrogate):
         tau = self.log_tau.exp()  # (K, H), ms
         if x.dim() == 2:
             s = torch.exp(-1.0 / tau)[:, None] * s + u
-            return u + self.inp.bias + (self.mix[:, None] * s).sum(0), s
+            return u + self.inp.bias + (self.trace_mix()[:, None] * s).sum(0), s
         T = x.shape[1]
         t = torch.arange(T, device=x.device, dtype=x.dtype)
         kern = torch.exp(-t[None, :, None] / tau[:, None, :])  # (K, T, H): impulse response a^t
         n = 1 << (2 * T - 1).bit_length()
         st = torch.fft.irfft(torch.fft.rfft(u, n, dim=1)[None] * torch.fft.rfft(kern, n, dim=1)[:, None], n, dim=2)
         st = st[:, :, :T] + torch.exp(-(t[None, :, None] + 1) / tau[:, None, :])[:, None] * s[:, :, None]  # (K,B,T,H)
-        return u + self.inp.bias + (self.mix[:, None, None] * st).sum(0), st[:, :, -1]
+        return u + self.inp.bias + (self.trace_mix()[:, None, None] * st).sum(0), st[:, :, -1]
 
     def _input(self, x: Tensor, s: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """z before dropout, and the new traces (see :meth:`_pre`)."""
