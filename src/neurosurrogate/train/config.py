@@ -117,8 +117,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "voltage_weight",
-                     "threads",
-                     "dend_weight", "ica_weight", "rest_warmup_ms"):
+                     "threads", "dend_weight", "ica_weight", "rest_warmup_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         if not self.train_data:

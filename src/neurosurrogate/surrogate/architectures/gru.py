@@ -10,11 +10,12 @@
 The traces (``traces`` = K > 0) are a linear filter bank in front of the GRU: each of the H
 projected input channels is low-pass filtered with K learned time constants (initialised
 log-spaced over 2 ms to ``trace_tau_max_ms``, default 60 ms) and mixed with learned weights m_k
-(initialised 0, so training starts from the plain GRU). Slow traces (hundreds of ms) sum hundreds of
-inputs: with ``trace_norm`` each is mixed as a leaky mean (m_k = (1 - a_k) mix_k), so a step of the
-optimiser on mix_k moves the pre-activation alike for every time constant. Synaptic input arrives as impulses (one bin per event onset); the traces hand
-the GRU the postsynaptic potentials' smooth time course at several scales instead of making it
-learn them, which a cell with hundreds of synapses at different electrotonic distances needs.
+(initialised 0, so training starts from the plain GRU). Synaptic input arrives as impulses (one bin
+per event onset); the traces hand the GRU the postsynaptic potentials' smooth time course at several
+scales instead of making it learn them, which a cell with hundreds of synapses at different
+electrotonic distances needs. Slow traces (hundreds of ms) sum hundreds of inputs: with
+``trace_norm`` each is mixed as a leaky mean (m_k = (1 - a_k) mix_k), so a step of the optimiser on
+mix_k moves the pre-activation alike for every time constant.
 Streaming they cost 4 K H flops per cell-step; over a sequence they are one FFT convolution.
 
 With ``dropout`` > 0, training drops units of z and of the output of every GRU layer but the last
