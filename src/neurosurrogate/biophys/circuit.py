@@ -327,8 +327,8 @@ class _CircuitModel:
         _free_in_order(self.detectors)
         self.v_rec = []
         self.tm = {}
-        for cell in self.cells:
-            if hasattr(cell, "close"):
+        for cell, spec in zip(self.cells, self.cell_spec):
+            if is_hay(spec):
                 cell.close()  # a HayModel
             else:
                 cell.syns = []

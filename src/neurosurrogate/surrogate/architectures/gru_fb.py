@@ -28,19 +28,18 @@ from neurosurrogate.surrogate.base import State, register
 
 @register("gru_fb")
 class GRUSpikeFeedbackSurrogate(GRUSurrogate):
-    """Args: as :class:`GRUSurrogate` (hidden, layers, dropout, traces), and fb_threshold (spike
-    probability above which the model's own spike is fed back, default 0.3).
+    """Args: those of :class:`GRUSurrogate` (hidden, layers, dropout, traces, ...), and fb_threshold
+    (spike probability above which the model's own spike is fed back, default 0.3).
 
     State: (h, s, f) with traces, else (h, f): f (B, 1) is the model's own spike of the last step."""
 
-    def __init__(self, n_in: int, n_out: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
-                 traces: int = 0, fb_threshold: float = 0.3) -> None:
-        super().__init__(n_in, n_out, hidden=hidden, layers=layers, dropout=dropout, traces=traces)
+    def __init__(self, n_in: int, n_out: int, fb_threshold: float = 0.3, **gru_params) -> None:
+        super().__init__(n_in, n_out, **gru_params)
         if not 0.0 < fb_threshold < 1.0:
             raise ValueError(f"fb_threshold must be in (0, 1), got {fb_threshold}")
         self.config["fb_threshold"] = float(fb_threshold)
         self.fb_logit = float(torch.logit(torch.tensor(float(fb_threshold))))
-        self.w_fb = nn.Parameter(torch.zeros(hidden))
+        self.w_fb = nn.Parameter(torch.zeros(self.hidden))
 
     def init_state(self, batch: int, device=None, dtype=None) -> State:
         state = super().init_state(batch, device, dtype)
