@@ -22,10 +22,15 @@ Tsodyks-Markram synapses, background, volley) as NEURON networks of 150 detailed
 250 ms instance, the settings spread over the workers), against the surrogate network run closed loop
 on them: the circuit measures of both, each cell's spikes matched as above (closed loop, a spike
 missed early changes the network's later input, so per-cell scores are lower bounds), and rasters.
-Writes ``closed_loop.json`` and ``rasters_closed_loop.png``.
+Writes ``closed_loop.json``, ``rasters_closed_loop.png`` and ``closed_loop_spikes.npz`` (with each realised
+circuit's fingerprint, :meth:`Circuit.fingerprint`). The NEURON networks do not depend on the surrogate, so
+``--reuse-neuron closed_loop_spikes.npz`` checks another model (``--config`` naming it) against the NEURON spikes of
+an earlier run in about a minute: each setting's circuit must have the same fingerprint there (same config apart
+from the model, seed and morphology), otherwise it stops and says which.
 
     .venv/bin/python benchmarks/l5pc_circuit_crosscheck.py [--seed 1] [--workers 2] [--closed-loop]
         [--settings 0.75:0.05,1.0:0.075,1.1:0.075] [--out docs/experiments/l5pc_circuit_crosscheck]
+        [--reuse-neuron docs/experiments/l5pc_circuit_crosscheck/closed_loop_spikes.npz]
 """
 
 from __future__ import annotations
@@ -50,6 +55,32 @@ def neuron_spikes(cell_dict: dict, tables: list, duration_ms: float, workers: in
     return [tr.spike_times_ms for tr in map_chunks(hay_traces, tables, workers, cell_dict, duration_ms)]
 
 
+def reused_neuron_runs(path: Path, fingerprints: list[str], durations: list[int]) -> tuple[list, float]:
+    """The NEURON spikes of an earlier closed-loop run for circuits with these fingerprints (and its wall time).
+
+    Raises:
+        ValueError: the file is not a closed-loop spikes file with fingerprints, or lacks one of the circuits.
+    """
+    from neurosurrogate.network.circuit import CircuitRun
+
+    if not path.is_file():
+        raise ValueError(f"--reuse-neuron {path}: no such file")
+    with np.load(path) as z:
+        saved = {str(z[k]): int(k.split("_")[1]) for k in z.files if k.startswith("fingerprint_")}
+        if not saved:
+            raise ValueError(f"--reuse-neuron {path}: no circuit fingerprints in it (written before they were "
+                             "saved, or by the open-loop check); run the closed loop once without --reuse-neuron")
+        runs = []
+        for fp, T in zip(fingerprints, durations):
+            if fp not in saved:
+                raise ValueError(f"--reuse-neuron {path}: no NEURON run of circuit {fp} (this config, seed and "
+                                 f"settings realise other circuits than that run; it has {sorted(saved)})")
+            j = saved[fp]
+            runs.append(CircuitRun(z[f"neuron_{j}_cell"], z[f"neuron_{j}_t_ms"], np.zeros((0, T)), T, 0.0, "neuron"))
+        wall = float(z["neuron_wall_s"]) if "neuron_wall_s" in z.files else float("nan")
+    return runs, wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(REPO / "examples" / "l5pc_circuit.toml"))
@@ -62,9 +93,15 @@ def main() -> None:
     ap.add_argument("--out", default="out/l5pc_circuit_crosscheck", help="folder for crosscheck.json and rasters.png")
     ap.add_argument("--closed-loop", action="store_true",
                     help="simulate the circuits as NEURON networks of detailed cells instead (see above)")
+    ap.add_argument("--reuse-neuron", type=Path, metavar="SPIKES_NPZ",
+                    help="closed loop: take the NEURON networks' spikes from an earlier run's closed_loop_spikes.npz "
+                         "(matched by circuit fingerprint) instead of simulating them")
     args = ap.parse_args()
+    if args.reuse_neuron and not args.closed_loop:
+        sys.exit("--reuse-neuron needs --closed-loop (open loop, NEURON's input depends on the surrogate)")
     if not Path(args.morphology).exists():
         sys.exit(f"--morphology {args.morphology} does not exist")
+    os.environ["NEUROSURROGATE_HAY_MORPHOLOGY"] = args.morphology  # also places a model's sites if its card lacks them
     try:
         settings = [tuple(float(v) for v in s.split(":")) for s in args.settings.split(",")]
         assert all(len(s) == 2 for s in settings)
@@ -135,14 +172,25 @@ def main() -> None:
     if closed:
         print(f"closed loop: {len(closed)} NEURON circuits of {closed[0][2].n_cells} hay-l5pc cells on "
               f"{args.workers} processes ...", flush=True)
-        t0 = time.perf_counter()
-        nrns = simulate_circuits_parallel([c for _, _, c, _ in closed], args.workers, cells={"hay-l5pc": cell})
-        wall = time.perf_counter() - t0
+        fingerprints = [c.fingerprint() for _, _, c, _ in closed]
+        if args.reuse_neuron:
+            try:
+                nrns, wall = reused_neuron_runs(args.reuse_neuron, fingerprints,
+                                                [int(c.duration_ms) for _, _, c, _ in closed])
+            except ValueError as exc:
+                sys.exit(str(exc))
+            print(f"  (NEURON spikes reused from {args.reuse_neuron})", flush=True)
+        else:
+            t0 = time.perf_counter()
+            nrns = simulate_circuits_parallel([c for _, _, c, _ in closed], args.workers, cells={"hay-l5pc": cell})
+            wall = time.perf_counter() - t0
         for (drive, p, c, sur), nrn in zip(closed, nrns):
             compare(drive, p, c.n_cells, int(c.duration_ms), nrn, sur, wall)
     name, note = (("closed_loop", "closed loop: NEURON networks of detailed cells vs the surrogate network, same "
                    "realised circuits") if closed else
                   ("crosscheck", "open loop: NEURON cells driven by the surrogate network's inputs"))
+    if closed and args.reuse_neuron:
+        note += f"; NEURON spikes reused from {args.reuse_neuron}"
     record = {"config": str(args.config), "model": pop.model, "settings": rows, "note": note,
               "date": time.strftime("%Y-%m-%d %H:%M"), "provenance": provenance()}
     with atomic_path(out / f"{name}.json") as tmp:
@@ -152,6 +200,9 @@ def main() -> None:
                         neuron_label="NEURON network" if closed else "NEURON (same input)")
     spikes = {f"{who}_{k}_{field}": getattr(run, f"spike_{field}") for k, (_, _, nrn, sur) in enumerate(runs)
               for who, run in (("neuron", nrn), ("surrogate", sur)) for field in ("cell", "t_ms")}
+    if closed:
+        spikes.update({f"fingerprint_{k}": np.array(fp) for k, fp in enumerate(fingerprints)},
+                      neuron_wall_s=np.array(wall))
     with atomic_path(out / f"{name}_spikes.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, settings=np.array([[d, p] for d, p, _, _ in runs]), **spikes)

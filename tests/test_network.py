@@ -129,6 +129,27 @@ def test_realise_is_reproducible_and_streams_are_independent():
     assert not np.array_equal(a.ext_t_ms, d.ext_t_ms)
 
 
+def test_fingerprint_names_the_network_not_the_surrogate():
+    import dataclasses
+
+    cfg = load_network_config(EXAMPLES / "paper_circuit.toml")
+    a = realise(cfg, seed=3)
+    assert realise(cfg, seed=3).fingerprint() == a.fingerprint() != realise(cfg, seed=4).fingerprint()
+    # another surrogate (model name), recorded cells or metadata: the same NEURON network
+    other = tuple(dataclasses.replace(p, model="some/other/model") for p in a.populations)
+    same = dataclasses.replace(a, populations=other, record_v=np.arange(3), meta={"x": 1})
+    assert same.fingerprint() == a.fingerprint()
+    # any contact, event, duration or biophysical cell changes it
+    w = a.weight_nS.copy()
+    w[0] += 1e-9
+    t = a.ext_t_ms.copy()
+    t[-1] += 0.5
+    cells = tuple(dataclasses.replace(p, cell="other-cell") for p in a.populations)
+    for changed in (dataclasses.replace(a, weight_nS=w), dataclasses.replace(a, ext_t_ms=t),
+                    dataclasses.replace(a, duration_ms=a.duration_ms + 1), dataclasses.replace(a, populations=cells)):
+        assert changed.fingerprint() != a.fingerprint()
+
+
 def test_paper_rule_reciprocal_pairs_are_stronger_and_scales_apply():
     cfg = load_network_config(EXAMPLES / "paper_circuit.toml").with_values({"projections.recurrent.p": 0.2})
     c = realise(cfg, seed=0)

@@ -394,3 +394,39 @@ def test_hay_l5pc_circuit(run_neuron):
     assert abs(run.v_mV[1][:15].mean() - alone_v[:15].mean()) < 1e-6, "cell 1 at the same rest before any input"
     assert run0.spike_t_ms.size == 2 * sp[0].size and np.all(run0.spike_cell != 1), "no contact, no spike"
     assert np.ptp(run0.v_mV[1]) < 1e-6, "an unconnected cell without input stays at its steady state"
+
+
+def case_uncarded_hay_sites(model_dir: str, morphology: str):
+    """Sites a circuit picks for hay-l5pc with the shipped model and with a copy lacking its synapse table."""
+    import os
+
+    os.environ["NEUROSURROGATE_HAY_MORPHOLOGY"] = morphology
+    from neurosurrogate.network.build import realise
+    from neurosurrogate.network.config import load_network_config
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    cfg = load_network_config(examples / "l5pc_circuit.toml")
+    a = realise(cfg, seed=1)
+    b = realise(cfg.with_values({"populations.L5.model": model_dir}), seed=1)
+    return a.channel, a.ext_channel, b.channel, b.ext_channel, a.fingerprint(), b.fingerprint()
+
+
+@pytest.mark.skipif(not HAY_MORPH.exists(), reason="needs ../shared/hay2011/cell1.asc")
+def test_hay_model_without_a_stored_table_picks_the_same_sites(run_neuron, tmp_path):
+    """A hay-l5pc model whose card lacks the synapse table (an unpackaged training output) gets the table
+    placed on the morphology, so 'exc within 200 um' selects the same 60 proximal sites, not all 150."""
+    import json
+    import shutil
+
+    from neurosurrogate.surrogate.model import resolve_model_path
+
+    dst = tmp_path / "model"
+    shutil.copytree(resolve_model_path("hay-l5pc"), dst)
+    meta = json.loads((dst / "model.json").read_text())
+    assert meta["card"].pop("synapses") and "synapses" not in meta
+    (dst / "model.json").write_text(json.dumps(meta))
+    ch_a, ext_a, ch_b, ext_b, fp_a, fp_b = run_neuron(case_uncarded_hay_sites, str(dst), str(HAY_MORPH))
+    assert np.unique(ch_a).size == 60  # the proximal excitatory sites of the default table
+    np.testing.assert_array_equal(ch_a, ch_b)
+    np.testing.assert_array_equal(ext_a, ext_b)
+    assert fp_a == fp_b

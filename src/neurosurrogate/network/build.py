@@ -78,17 +78,26 @@ def cell_table(model: str, cell: str | None) -> CellTable:
     A model whose ``model.json`` holds the synapse table it was trained on (``synapses``, at the top
     level or in the model card: a list of {kind, weight_nS, region, dist_um}; multi-compartment
     cells, see :func:`neurosurrogate.train.loop.synapse_table`) supplies it; otherwise the table of
-    ``cell`` (or of the model's cell) from :func:`neurosurrogate.biophys.cells.get_cell`.
+    ``cell`` (or of the model's cell) from :func:`neurosurrogate.biophys.cells.get_cell`: for
+    ``hay-l5pc`` the sites placed on the morphology (``$NEUROSURROGATE_HAY_MORPHOLOGY``), so that
+    region and distance selectors pick the same sites as with a model that stores its table.
     """
     from neurosurrogate.biophys.cells import get_cell
+    from neurosurrogate.biophys.hay import is_hay
 
     meta = _model_meta(model)
     name = cell or meta["encoding"]["cell_name"]
     syn = meta.get("synapses") or (meta.get("card") or {}).get("synapses")
+    spec = None
+    if not syn:
+        spec = get_cell(name)
+        if is_hay(spec):
+            from neurosurrogate.biophys.hay import synapse_table
+
+            syn = synapse_table(spec)
     if syn:
         return CellTable(name, [s["kind"] for s in syn], [s["weight_nS"] for s in syn],
                          [s.get("region", "soma") for s in syn], [s.get("dist_um", 0.0) for s in syn])
-    spec = get_cell(name)
     return CellTable(name, tuple(s.kind for s in spec.synapses), tuple(s.weight_nS for s in spec.synapses))
 
 

@@ -105,6 +105,21 @@ class Circuit:
     def n_synapses(self) -> int:
         return int(self.pre.size)
 
+    def fingerprint(self) -> str:
+        """SHA-256 (16 hex) of what a simulator of this circuit sees: the populations' names, sizes and
+        biophysical cells, the duration, every contact and every external event. Not the surrogate model
+        names, nor ``record_v`` or ``meta``: two circuits with the same fingerprint are the same NEURON
+        network, whichever surrogate simulates them."""
+        import hashlib
+
+        h = hashlib.sha256(repr([(p.name, int(p.n), p.cell) for p in self.populations]).encode())
+        h.update(repr(int(self.duration_ms)).encode())
+        for name in ("pre", "post", "channel", "weight_nS", "delay_ms", "U", "D_ms", "F_ms",
+                     "ext_t_ms", "ext_cell", "ext_channel", "ext_weight_nS"):
+            a = np.asarray(getattr(self, name))
+            h.update(name.encode() + str(a.dtype).encode() + np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
     def validate(self) -> "Circuit":
         """Check shapes, ranges and types; raises ValueError naming the field."""
         S = self.pre.size
