@@ -88,17 +88,15 @@ def cell_table(model: str, cell: str | None) -> CellTable:
     meta = _model_meta(model)
     name = cell or meta["encoding"]["cell_name"]
     syn = meta.get("synapses") or (meta.get("card") or {}).get("synapses")
-    spec = None
     if not syn:
         spec = get_cell(name)
-        if is_hay(spec):
-            from neurosurrogate.biophys.hay import synapse_table
+        if not is_hay(spec):
+            return CellTable(name, tuple(s.kind for s in spec.synapses), tuple(s.weight_nS for s in spec.synapses))
+        from neurosurrogate.biophys.hay import synapse_table
 
-            syn = synapse_table(spec)
-    if syn:
-        return CellTable(name, [s["kind"] for s in syn], [s["weight_nS"] for s in syn],
-                         [s.get("region", "soma") for s in syn], [s.get("dist_um", 0.0) for s in syn])
-    return CellTable(name, tuple(s.kind for s in spec.synapses), tuple(s.weight_nS for s in spec.synapses))
+        syn = synapse_table(spec)
+    return CellTable(name, [s["kind"] for s in syn], [s["weight_nS"] for s in syn],
+                     [s.get("region", "soma") for s in syn], [s.get("dist_um", 0.0) for s in syn])
 
 
 def _pop_specs(cfg: NetworkConfig) -> tuple[PopulationSpec, ...]:
