@@ -83,7 +83,7 @@ def cell_table(model: str, cell: str | None) -> CellTable:
     region and distance selectors pick the same sites as with a model that stores its table.
     """
     from neurosurrogate.biophys.cells import get_cell
-    from neurosurrogate.biophys.hay import is_hay
+    from neurosurrogate.biophys.hay import is_hay, synapse_table  # no NEURON import until a table is placed
 
     meta = _model_meta(model)
     name = cell or meta["encoding"]["cell_name"]
@@ -92,8 +92,6 @@ def cell_table(model: str, cell: str | None) -> CellTable:
         spec = get_cell(name)
         if not is_hay(spec):
             return CellTable(name, tuple(s.kind for s in spec.synapses), tuple(s.weight_nS for s in spec.synapses))
-        from neurosurrogate.biophys.hay import synapse_table
-
         syn = synapse_table(spec)
     return CellTable(name, [s["kind"] for s in syn], [s["weight_nS"] for s in syn],
                      [s.get("region", "soma") for s in syn], [s.get("dist_um", 0.0) for s in syn])
