@@ -15,7 +15,17 @@ subthreshold r that no surrogate with that voltage error can be expected to beat
 * ``event_weight:S``: every event's conductance scaled by (1 + S N(0, 1)), independently (clipped >= 0);
 * ``synapse_weight:S``: every synapse's conductance scaled by one factor (1 + S N(0, 1)) for the whole
   trial (a surrogate that mis-learned each synapse's efficacy by S);
-* ``jitter_ms:S``: every event moved by S N(0, 1) ms (clipped to >= 0).
+* ``jitter_ms:S``: every event moved by S N(0, 1) ms (clipped to >= 0);
+* ``slow_current:S`` / ``fast_current:S``: the input unchanged, plus a somatic noise current, an
+  Ornstein-Uhlenbeck process of SD S nA and correlation time 50 ms / 3 ms (``NOISE_TAU_MS``), one draw
+  per trial: an error of the membrane's slow wandering vs one of its fast fluctuations, to ask which
+  kind of voltage error costs spikes (the surrogate's is mostly slow, ``l5pc_voltage_error.py``).
+
+Besides the evaluate command's scores, every row says how its error of the clipped soma voltage (t >= skip,
+spikes clipped in both) is made (:func:`error_bands`): RMS split at 51 ms into ``rms_slow_mV`` (the error's
+51 ms moving mean) and ``rms_fast_mV`` (the rest), the split of ``l5pc_voltage_error.py``; RMS where the cell
+is within 5 mV of the clip (``rms_near_threshold_mV``, where spikes are decided); and the ``slope`` of the
+prediction on the cell (1: an error independent of the cell's voltage; < 1: excursions shrunk).
 
 The perturbed cell's soma voltage is clipped at ``--v-clip-mV`` (-55, as the shipped surrogate's) before
 scoring, so a spike the reference does not have costs in r what it costs a surrogate. With ``--model``
@@ -50,7 +60,10 @@ import numpy as np
 from neurosurrogate.biophys.generate import hay_traces, map_chunks
 
 REPO = Path(__file__).resolve().parent.parent
-KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms")
+KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms", "slow_current", "fast_current")
+NOISE_TAU_MS = {"slow_current": 50.0, "fast_current": 3.0}  # correlation times of the noise currents, ms
+SPLIT_MS = 51  # moving-mean width that splits the voltage error into slow and fast parts, ms
+NEAR_MV = 5.0  # "near threshold": the cell's clipped soma voltage within this much below the clip, mV
 TRUTHS = ("reference", "steady_start")
 
 
@@ -101,9 +114,48 @@ def perturb(events, kind: str, size: float, n_synapses: int, rng: np.random.Gene
     return EventTable(t, s, w)
 
 
+def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -> np.ndarray:
+    """An Ornstein-Uhlenbeck current (nA, one sample per ms, ``n_ms`` samples) of stationary SD ``size``
+    and correlation time ``NOISE_TAU_MS[kind]``, started from its stationary distribution (exact AR(1)
+    update of the process at 1 ms)."""
+    a = np.exp(-1.0 / NOISE_TAU_MS[kind])
+    from scipy.signal import lfilter
+
+    xi = rng.standard_normal(n_ms)
+    xi[1:] *= np.sqrt(1.0 - a * a)
+    return size * lfilter([1.0], [1.0, -a], xi)
+
+
+def error_bands(v_true: list, v_pred: list, start_ms: float, v_clip_mV: float) -> dict[str, float]:
+    """How the clipped soma-voltage error (mV, t >= ``start_ms``, all trials) is made: its RMS split
+    into the ``SPLIT_MS`` moving mean (``rms_slow_mV``) and the rest (``rms_fast_mV``); its RMS where
+    the cell is within ``NEAR_MV`` below the clip (``rms_near_threshold_mV``: where spikes are decided);
+    and the ``slope`` of the prediction regressed on the cell (each trial's mean removed): 1 for an
+    error independent of the cell's voltage, < 1 for a prediction that shrinks the cell's excursions."""
+    from scipy.ndimage import uniform_filter1d
+
+    k = int(start_ms)
+    slow, fast, near, xs, ys = [], [], [], [], []
+    for a, b in zip(v_true, v_pred):
+        x = np.minimum(np.asarray(a, float), v_clip_mV)
+        y = np.minimum(np.asarray(b, float), v_clip_mV)
+        e = y - x
+        m = uniform_filter1d(e, SPLIT_MS, mode="nearest")
+        slow.append(m[k:])
+        fast.append((e - m)[k:])
+        near.append(e[k:][x[k:] >= v_clip_mV - NEAR_MV])
+        xs.append(x[k:] - x[k:].mean())
+        ys.append(y[k:] - y[k:].mean())
+    slow, fast, near = np.concatenate(slow), np.concatenate(fast), np.concatenate(near)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return {"rms_slow_mV": float(np.sqrt(np.mean(slow ** 2))), "rms_fast_mV": float(np.sqrt(np.mean(fast ** 2))),
+            "rms_near_threshold_mV": float(np.sqrt(np.mean(near ** 2))) if near.size else float("nan"),
+            "slope": float(np.dot(x, y) / np.dot(x, x)) if np.dot(x, x) > 0 else float("nan")}
+
+
 def run_neuron(cell_dict: dict, tables: list, duration_ms: float, workers: int) -> list[tuple]:
-    """(v_mV, v_dend_mV, spike_times_ms) of every table, simulated on ``workers`` spawned processes
-    (NEURON in the children only)."""
+    """(v_mV, v_dend_mV, spike_times_ms) of every table (an event table, or ``(events, i_soma_nA)``),
+    simulated on ``workers`` spawned processes (NEURON in the children only)."""
     traces = map_chunks(hay_traces, tables, workers, cell_dict, duration_ms)
     return [(tr.v_mV, tr.v_dend_mV, tr.spike_times_ms) for tr in traces]
 
@@ -135,9 +187,11 @@ def score(truth, v_pred, dend_pred, spikes_pred, start_ms: float, end_ms: float 
     return multicompartment_fidelity(vt, vp, st, sp, [T - start_ms] * len(vt), sites_true, sites_pred)
 
 
-def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: list[float]) -> dict:
+def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: list[float],
+           v_clip_mV: float = -55.0) -> dict:
     """Row entries for [skip_ms, end) plus ``windows``: the same scores on consecutive windows."""
     out = row_of(score(truth, v_pred, dend_pred, spikes_pred, skip_ms))
+    out.update(error_bands(list(truth.v_mV), v_pred, skip_ms, v_clip_mV))
     out["windows"] = [{"start_ms": a, "end_ms": b, **row_of(score(truth, v_pred, dend_pred, spikes_pred, a, b))}
                       for a, b in zip(windows_ms[:-1], windows_ms[1:])]
     return out
@@ -233,8 +287,11 @@ def main(argv=None) -> int:
             continue
         # the perturbation's seed depends on the condition, not on its place in the list
         rng = np.random.default_rng([args.seed, KINDS.index(kind), int(round(size * 1e6))])
-        tables = [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, len(spec.synapses), rng)
-                  for ev in ref.events]
+        if kind in NOISE_TAU_MS:
+            tables = [(ev, noise_current(kind, size, int(duration), rng)) for ev in ref.events]
+        else:
+            tables = [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, len(spec.synapses), rng)
+                      for ev in ref.events]
         t0 = time.perf_counter()
         cell = spec.replace(prerun=True) if kind == "steady_start" else spec
         if truth_runs is not None and kind in ("none", "steady_start"):
@@ -243,7 +300,7 @@ def main(argv=None) -> int:
             res = run_neuron(cell.to_dict(), tables, duration, args.workers)
         wall = time.perf_counter() - t0
         v = [np.minimum(r[0], args.v_clip_mV) for r in res]
-        m = scores(ref, v, [r[1] for r in res], [r[2] for r in res], args.skip_ms, windows)
+        m = scores(ref, v, [r[1] for r in res], [r[2] for r in res], args.skip_ms, windows, args.v_clip_mV)
         rows.append({"condition": name, **m, "wall_s": wall})
         print(json.dumps(rows[-1]), flush=True)
         write_outputs(Path(args.out), rows, vars(args), key)  # a finished condition is kept if a later one fails
@@ -253,7 +310,7 @@ def main(argv=None) -> int:
         model = SurrogateModel.load(args.model)
         preds = model.predict(ref.events, duration)
         m = scores(ref, [p.v_mV for p in preds], [p.v_dend_mV for p in preds], [p.spike_times_ms for p in preds],
-                   args.skip_ms, windows)
+                   args.skip_ms, windows, args.v_clip_mV)
         rows.append({"condition": f"surrogate {args.model}", **m, "wall_s": float("nan")})
         print(json.dumps(rows[-1]), flush=True)
     write_outputs(Path(args.out), rows, vars(args), key)
@@ -271,14 +328,16 @@ def steady_truth(ref, runs: list[tuple]):
 
 
 def previous_rows(path: Path, key: dict) -> dict[str, dict]:
-    """Condition name -> row of an earlier run with the same ``key`` (none if it differs or is unreadable)."""
+    """Condition name -> row of an earlier run with the same ``key`` (none if it differs or is unreadable;
+    surrogate rows and rows without the error bands are not reused)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     if old.get("key") != key:
         return {}
-    return {r["condition"]: r for r in old.get("rows", []) if not r["condition"].startswith("surrogate")}
+    return {r["condition"]: r for r in old.get("rows", [])  # rows from before the error bands are redone
+            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r}
 
 
 def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
@@ -294,14 +353,17 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
             tmp.write_text(text)
 
     write_text(out / "reliability.json", json.dumps({"args": args, "key": key, "rows": rows}, indent=1))
-    head = "| condition | P / R +-10 ms | F1 | P / R +-2 ms | median abs shift (ms) | r sub | r away 5 ms | dend r 400/700 |"
+    head = ("| condition | P / R +-10 ms | F1 | P / R +-2 ms | median abs shift (ms) | r sub | r away 5 ms "
+            "| dend r 400/700 | RMS error slow / fast / near threshold (mV) | slope |")
     truth = ("the reference recordings" if args.get("truth", "reference") == "reference"
              else "our cell on the reference events, started from its steady state")
-    lines = [f"Scored against {truth}.", "", head, "|" + "---|" * 8]
+    lines = [f"Scored against {truth}.", "", head, "|" + "---|" * 10]
     for r in rows:
+        bands = (f"{r['rms_slow_mV']:.2f} / {r['rms_fast_mV']:.2f} / {r['rms_near_threshold_mV']:.2f} | {r['slope']:.2f}"
+                 if "rms_near_threshold_mV" in r else "n/a | n/a")  # rows written before these columns
         lines.append(f"| {r['condition']} | {r['precision_10ms']:.3f} / {r['recall_10ms']:.3f} | {r['f1_10ms']:.3f} | "
                      f"{r['precision_2ms']:.3f} / {r['recall_2ms']:.3f} | {r['median_abs_shift_ms']:.2f} | "
-                     f"{r['r_sub']:.3f} | {r['r_away5ms']:.3f} | {r['r_dend0']:.3f} / {r['r_dend1']:.3f} |")
+                     f"{r['r_sub']:.3f} | {r['r_away5ms']:.3f} | {r['r_dend0']:.3f} / {r['r_dend1']:.3f} | {bands} |")
     if rows and rows[0].get("windows"):
         wins = [(w["start_ms"], w["end_ms"]) for w in rows[0]["windows"]]
         lines += ["", "By window (F1 at +-10 ms / F1 at +-2 ms / r sub):", "",

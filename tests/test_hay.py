@@ -221,6 +221,33 @@ def test_initialisation_modes(run_neuron):
     assert len(steady["spikes"]) == len(raw["spikes"]) == 0
 
 
+def test_somatic_current_waveform(run_neuron):
+    """``i_soma_nA`` (a current waveform, one sample per ms, linearly interpolated) injects what an
+    ``iclamp`` step of the same amplitude does; a ramp depolarises progressively; afterwards the cell
+    is back at rest (the waveform does not stay attached)."""
+    out = run_neuron(cases.current_waveform, str(MORPH), 0.3, 300.0)
+    # the step is on from t = 0 exactly as the waveform; the two differ by NEURON's event at the
+    # step's onset vs interpolation from the first sample only at the first steps
+    np.testing.assert_allclose(out["wave"][1:], out["step"][1:], atol=1e-6)
+    assert out["wave"][-1] > out["rest"][-1] + 5.0  # 0.3 nA depolarises by several mV
+    ramp_rise = out["ramp"] - out["rest"]
+    assert 0 < ramp_rise[100] < ramp_rise[200] < ramp_rise[299]
+    assert np.ptp(out["rest"]) < 1e-5
+
+
+def test_somatic_current_waveform_bad_input_is_refused():
+    from neurosurrogate.biophys.hay import HayCell, simulate_hay
+    from neurosurrogate.inputs import EventTable
+
+    spec = HayCell(morphology=str(MORPH))
+    for bad, what in [(np.zeros(50), "at least 100"), (np.full(100, np.nan), "finite"),
+                      (np.zeros((100, 2)), "1-D")]:
+        with pytest.raises(ValueError, match=what):
+            simulate_hay(spec, EventTable.empty(), 100.0, i_soma_nA=bad)
+    with pytest.raises(ValueError, match="not both"):
+        simulate_hay(spec, EventTable.empty(), 100.0, iclamp=(0.1, 0, 10), i_soma_nA=np.zeros(100))
+
+
 # ----------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------

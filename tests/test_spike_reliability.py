@@ -57,7 +57,9 @@ def test_perturbations_change_what_they_name_and_nothing_else():
 
 def test_previous_rows_are_reused_only_for_the_same_run(tmp_path):
     key = {"trials": [0, 1], "seed": 0, "skip_ms": 300.0, "v_clip_mV": -55.0, "reference": "/x"}
-    rows = [{"condition": "none", "f1_10ms": 1.0}, {"condition": "surrogate hay-l5pc", "f1_10ms": 0.7}]
+    rows = [{"condition": "none", "f1_10ms": 1.0, "rms_near_threshold_mV": 0.0},
+            {"condition": "jitter_ms:1", "f1_10ms": 0.9},  # from before the error bands: redone
+            {"condition": "surrogate hay-l5pc", "f1_10ms": 0.7, "rms_near_threshold_mV": 1.0}]
     path = tmp_path / "reliability.json"
     path.write_text(json.dumps({"key": key, "rows": rows}))
     assert list(rel.previous_rows(path, key)) == ["none"]  # surrogate rows are always recomputed
@@ -65,6 +67,56 @@ def test_previous_rows_are_reused_only_for_the_same_run(tmp_path):
     assert rel.previous_rows(tmp_path / "missing.json", key) == {}
     path.write_text("{not json")
     assert rel.previous_rows(path, key) == {}
+
+
+def test_noise_currents_have_their_size_and_time_scale():
+    assert rel.parse_condition("slow_current:0.05") == ("slow_current", 0.05)
+    for kind, tau in rel.NOISE_TAU_MS.items():
+        x = rel.noise_current(kind, 0.2, 200_000, np.random.default_rng(3))
+        assert x.shape == (200_000,)
+        assert x.std() == pytest.approx(0.2, rel=0.05)
+        lag = int(tau)  # autocorrelation at lag tau: exp(-1) for an OU process
+        ac = np.corrcoef(x[:-lag], x[lag:])[0, 1]
+        assert ac == pytest.approx(np.exp(-lag / tau), abs=0.03), kind
+    # the two differ in time scale: the slow one barely changes within a millisecond, the fast one does
+    slow = rel.noise_current("slow_current", 1.0, 50_000, np.random.default_rng(4))
+    fast = rel.noise_current("fast_current", 1.0, 50_000, np.random.default_rng(4))
+    assert np.abs(np.diff(slow)).mean() < 0.3 * np.abs(np.diff(fast)).mean()
+
+
+def test_error_bands_split_slow_from_fast_error():
+    rng = np.random.default_rng(0)
+    t = np.arange(3000.0)
+    truth = [-65.0 + 3 * np.sin(t / 40.0) + rng.standard_normal(3000) for _ in range(3)]
+    slow_err = [v + 2.0 * np.sin(2 * np.pi * t / 1000.0) for v in truth]  # a 1 s wave: slow only
+    fast_err = [v + 2.0 * (-1.0) ** t for v in truth]  # alternating every ms: fast only
+    b = rel.error_bands(truth, slow_err, 300, -55.0)
+    assert b["rms_slow_mV"] == pytest.approx(2.0 / np.sqrt(2), rel=0.05) and b["rms_fast_mV"] < 0.05
+    b = rel.error_bands(truth, fast_err, 300, -55.0)
+    assert b["rms_fast_mV"] == pytest.approx(2.0, rel=0.05) and b["rms_slow_mV"] < 0.1  # 0.04 + the trial ends
+    # spikes are clipped in both: a spike the prediction also has costs nothing
+    spiky = [v.copy() for v in truth]
+    for v in spiky:
+        v[1000] = 30.0
+    both = rel.error_bands(spiky, [v.copy() for v in spiky], 300, -55.0)
+    assert (both["rms_slow_mV"], both["rms_fast_mV"], both["rms_near_threshold_mV"]) == (0.0, 0.0, 0.0)
+    assert both["slope"] == pytest.approx(1.0)
+
+
+def test_error_bands_tell_shrinkage_from_independent_error():
+    """Two predictions with the same RMS error: one shrinks the cell's excursions by 30 % (its error is
+    largest where the cell is high, i.e. near threshold), the other adds an independent error."""
+    rng = np.random.default_rng(1)
+    truth = [-64.0 + 3.0 * rng.standard_normal(4000) for _ in range(3)]
+    shrunk = [-64.0 + 0.7 * (v + 64.0) for v in truth]
+    noisy = [v + 0.3 * 3.0 * rng.standard_normal(4000) for v in truth]
+    a = rel.error_bands(truth, shrunk, 0, -55.0)
+    b = rel.error_bands(truth, noisy, 0, -55.0)
+    assert a["slope"] == pytest.approx(0.7, abs=0.02) and b["slope"] == pytest.approx(1.0, abs=0.02)
+    total = lambda d: np.hypot(d["rms_slow_mV"], d["rms_fast_mV"])  # noqa: E731
+    assert total(a) == pytest.approx(total(b), rel=0.15)
+    # near threshold (the cell within 5 mV of -55 mV: 4+ mV above its mean) the shrinkage errs by >= 1.2 mV
+    assert a["rms_near_threshold_mV"] > 1.2 * b["rms_near_threshold_mV"]
 
 
 def test_bad_conditions_are_a_clear_error_before_any_simulation(tmp_path):

@@ -86,13 +86,16 @@ def map_chunks(fn, items, workers: int, *args) -> list:
 
 
 def hay_traces(tables: list, cell_dict: dict, duration_ms: float) -> list:
-    """Worker of :func:`map_chunks`: one :class:`~neurosurrogate.biophys.hay.HayTrace` per event
-    table, simulated in this process (from the steady state unless the cell says otherwise)."""
+    """Worker of :func:`map_chunks`: one :class:`~neurosurrogate.biophys.hay.HayTrace` per item,
+    simulated in this process (from the steady state unless the cell says otherwise). An item is an
+    event table, or ``(events, i_soma_nA)`` with a somatic current waveform (nA, one sample per ms;
+    :func:`~neurosurrogate.biophys.hay.simulate_hay`)."""
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
     from neurosurrogate.biophys.hay import simulate_hay
 
     spec = cell_from_dict(cell_dict)
-    return [simulate_hay(spec, ev, duration_ms) for ev in tables]
+    return [simulate_hay(spec, item[0], duration_ms, i_soma_nA=item[1]) if isinstance(item, tuple)
+            else simulate_hay(spec, item, duration_ms) for item in tables]
 
 
 def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: float, seed: int, index: int) -> EventTable:

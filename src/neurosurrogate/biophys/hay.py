@@ -741,8 +741,11 @@ class HayModel:
 
         return queue_events(self.h, self.syns, self.pool, events, duration_ms)
 
-    def run(self, events, duration_ms: float, dt_ms: float, iclamp: tuple[float, float, float] | None = None) -> dict:
-        """One trial: returns full-resolution soma v/ina/ik and the dendritic sites' v."""
+    def run(self, events, duration_ms: float, dt_ms: float, iclamp: tuple[float, float, float] | None = None,
+            i_soma_nA: np.ndarray | None = None) -> dict:
+        """One trial: returns full-resolution soma v/ina/ik and the dendritic sites' v. ``iclamp`` is a
+        somatic step (amp nA, delay ms, dur ms); ``i_soma_nA`` a somatic current waveform sampled at
+        t = 0, 1, 2, ... ms, linearly interpolated (see :func:`simulate_hay`)."""
         h = self.h
         if self.spec.prerun:
             self.steady_state()
@@ -750,6 +753,12 @@ class HayModel:
         queue = self.prepare(events, duration_ms)
         amp, delay, dur = iclamp if iclamp is not None else (0.0, 0.0, 0.0)
         self.iclamp.amp, self.iclamp.delay, self.iclamp.dur = amp, delay, dur
+        played = None
+        if i_soma_nA is not None:
+            i_vec = np.asarray(i_soma_nA, dtype=float)
+            played = (h.Vector(i_vec), h.Vector(np.arange(i_vec.size, dtype=float)))
+            played[0].play(self.iclamp._ref_amp, played[1], 1)  # 1: continuous (linear interpolation)
+            self.iclamp.delay, self.iclamp.dur = 0.0, 1e9
         seg = self.soma(0.5)
         recs = {
             "v": h.Vector().record(seg._ref_v),
@@ -772,7 +781,9 @@ class HayModel:
         out = {k: vec.as_numpy()[:n_expected].copy() for k, vec in recs.items()}
         for vec in recs.values():
             vec.play_remove()
-        self.iclamp.amp = 0.0
+        if played is not None:
+            played[0].play_remove()
+        self.iclamp.amp, self.iclamp.dur = 0.0, 0.0
         return out
 
 
@@ -834,6 +845,7 @@ def simulate_hay(
     dt_ms: float | None = None,
     keep_full: bool = False,
     iclamp: tuple[float, float, float] | None = None,
+    i_soma_nA: np.ndarray | None = None,
 ) -> HayTrace:
     """Simulate one trial of ``hay-l5pc`` in this process.
 
@@ -845,6 +857,9 @@ def simulate_hay(
         dt_ms: integration step (default ``spec.dt_ms``).
         keep_full: also return full-resolution soma voltage in ``meta['v_full_mV']``.
         iclamp: optional somatic current step ``(amp_nA, delay_ms, dur_ms)``.
+        i_soma_nA: optional somatic current waveform, nA, sampled at t = 0, 1, 2, ... ms (at least
+            ``duration_ms`` samples, finite), linearly interpolated between samples (e.g. a noise
+            current; positive = depolarising). Not together with ``iclamp``.
 
     Returns:
         :class:`HayTrace`: ``t_ms`` = 0..duration-1, ``v_mV`` soma (1 kHz, AP peaks kept),
@@ -858,8 +873,15 @@ def simulate_hay(
     if not np.isfinite(duration_ms) or duration_ms < 1 or abs(duration_ms - round(duration_ms)) > 1e-9:
         raise ValueError(f"duration_ms must be a whole number of ms >= 1, got {duration_ms}")
     events.check_synapses(len(spec.synapses))
+    if i_soma_nA is not None:
+        if iclamp is not None:
+            raise ValueError("simulate_hay: give either iclamp (a step) or i_soma_nA (a waveform), not both")
+        i_soma_nA = np.asarray(i_soma_nA, dtype=float)
+        if i_soma_nA.ndim != 1 or i_soma_nA.size < round(duration_ms) or not np.all(np.isfinite(i_soma_nA)):
+            raise ValueError(f"i_soma_nA must be a 1-D array of finite currents (nA), one per ms, at least "
+                             f"{round(duration_ms)} samples; got shape {i_soma_nA.shape}")
     model = hay_model(spec)
-    full = model.run(events, duration_ms, dt, iclamp)
+    full = model.run(events, duration_ms, dt, iclamp, i_soma_nA)
     v = full["v"]
     spikes = detect_spikes(v, dt, spec.spike_threshold_mV)
     spikes = spikes[spikes < duration_ms]
