@@ -118,9 +118,9 @@ def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -
     """An Ornstein-Uhlenbeck current (nA, one sample per ms, ``n_ms`` samples) of stationary SD ``size``
     and correlation time ``NOISE_TAU_MS[kind]``, started from its stationary distribution (exact AR(1)
     update of the process at 1 ms)."""
-    a = np.exp(-1.0 / NOISE_TAU_MS[kind])
     from scipy.signal import lfilter
 
+    a = np.exp(-1.0 / NOISE_TAU_MS[kind])
     xi = rng.standard_normal(n_ms)
     xi[1:] *= np.sqrt(1.0 - a * a)
     return size * lfilter([1.0], [1.0, -a], xi)

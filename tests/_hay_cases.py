@@ -186,16 +186,15 @@ def init_modes(morphology: str, duration_ms: float) -> dict:
 
 
 def current_waveform(morphology: str, amp_nA: float, duration_ms: float) -> dict:
-    """A somatic current given as a waveform (i_soma_nA) vs the same current as a step (iclamp),
-    from the steady state, and a slowly varying waveform: 1 kHz soma voltages and spikes."""
+    """A somatic current given as a waveform (i_soma_nA) vs the same current as a step (iclamp), a
+    ramp waveform, and no current after them: 1 kHz soma voltages."""
     from neurosurrogate.biophys.hay import HayCell, simulate_hay
     from neurosurrogate.inputs import EventTable
 
-    spec = HayCell(morphology=morphology)
+    spec = HayCell(morphology=morphology)  # from the steady state (the default)
     n = int(duration_ms)
     step = simulate_hay(spec, EventTable.empty(), duration_ms, iclamp=(amp_nA, 0.0, duration_ms))
     wave = simulate_hay(spec, EventTable.empty(), duration_ms, i_soma_nA=np.full(n, amp_nA))
     ramp = simulate_hay(spec, EventTable.empty(), duration_ms, i_soma_nA=np.linspace(0.0, amp_nA, n))
     rest = simulate_hay(spec, EventTable.empty(), duration_ms)  # nothing left over from the waveforms
-    return {"step": step.v_mV, "wave": wave.v_mV, "ramp": ramp.v_mV, "rest": rest.v_mV,
-            "spikes_step": step.spike_times_ms, "spikes_wave": wave.spike_times_ms}
+    return {"step": step.v_mV, "wave": wave.v_mV, "ramp": ramp.v_mV, "rest": rest.v_mV}

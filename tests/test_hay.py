@@ -226,8 +226,7 @@ def test_somatic_current_waveform(run_neuron):
     ``iclamp`` step of the same amplitude does; a ramp depolarises progressively; afterwards the cell
     is back at rest (the waveform does not stay attached)."""
     out = run_neuron(cases.current_waveform, str(MORPH), 0.3, 300.0)
-    # the step is on from t = 0 exactly as the waveform; the two differ by NEURON's event at the
-    # step's onset vs interpolation from the first sample only at the first steps
+    # a step from t = 0 and a constant waveform inject the same current at every time step
     np.testing.assert_allclose(out["wave"][1:], out["step"][1:], atol=1e-6)
     assert out["wave"][-1] > out["rest"][-1] + 5.0  # 0.3 nA depolarises by several mV
     ramp_rise = out["ramp"] - out["rest"]
