@@ -22,7 +22,7 @@ subthreshold r that no surrogate with that voltage error can be expected to beat
   kind of voltage error costs spikes (the surrogate's is mostly slow, ``l5pc_voltage_error.py``).
 
 Besides the evaluate command's scores, every row says how its error of the clipped soma voltage (t >= skip,
-spikes clipped in both) is made (:func:`error_bands`): RMS split at 51 ms into ``rms_slow_mV`` (the error's
+spikes clipped in both) is made (:func:`error_makeup`): RMS split at 51 ms into ``rms_slow_mV`` (the error's
 51 ms moving mean) and ``rms_fast_mV`` (the rest), the split of ``l5pc_voltage_error.py``; RMS where the cell
 is within 5 mV of the clip (``rms_near_threshold_mV``, where spikes are decided); and the ``slope`` of the
 prediction on the cell (1: an error independent of the cell's voltage; < 1: excursions shrunk).
@@ -126,12 +126,14 @@ def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -
     return size * lfilter([1.0], [1.0, -a], xi)
 
 
-def error_bands(v_true: list, v_pred: list, start_ms: float, v_clip_mV: float) -> dict[str, float]:
+def error_makeup(v_true: list, v_pred: list, start_ms: float, v_clip_mV: float) -> dict[str, float]:
     """How the clipped soma-voltage error (mV, t >= ``start_ms``, all trials) is made: its RMS split
     into the ``SPLIT_MS`` moving mean (``rms_slow_mV``) and the rest (``rms_fast_mV``); its RMS where
     the cell is within ``NEAR_MV`` below the clip (``rms_near_threshold_mV``: where spikes are decided);
     and the ``slope`` of the prediction regressed on the cell (each trial's mean removed): 1 for an
-    error independent of the cell's voltage, < 1 for a prediction that shrinks the cell's excursions."""
+    error independent of the cell's voltage, < 1 for a prediction that shrinks the cell's excursions.
+    (``l5pc_voltage_error.error_bands`` splits a surrogate's error finer, on the samples between spikes;
+    its parts above and below 51 ms are these two.)"""
     from scipy.ndimage import uniform_filter1d
 
     k = int(start_ms)
@@ -191,7 +193,7 @@ def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: li
            v_clip_mV: float = -55.0) -> dict:
     """Row entries for [skip_ms, end) plus ``windows``: the same scores on consecutive windows."""
     out = row_of(score(truth, v_pred, dend_pred, spikes_pred, skip_ms))
-    out.update(error_bands(list(truth.v_mV), v_pred, skip_ms, v_clip_mV))
+    out.update(error_makeup(list(truth.v_mV), v_pred, skip_ms, v_clip_mV))
     out["windows"] = [{"start_ms": a, "end_ms": b, **row_of(score(truth, v_pred, dend_pred, spikes_pred, a, b))}
                       for a, b in zip(windows_ms[:-1], windows_ms[1:])]
     return out

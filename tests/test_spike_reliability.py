@@ -84,34 +84,34 @@ def test_noise_currents_have_their_size_and_time_scale():
     assert np.abs(np.diff(slow)).mean() < 0.3 * np.abs(np.diff(fast)).mean()
 
 
-def test_error_bands_split_slow_from_fast_error():
+def test_error_makeup_splits_slow_from_fast_error():
     rng = np.random.default_rng(0)
     t = np.arange(3000.0)
     truth = [-65.0 + 3 * np.sin(t / 40.0) + rng.standard_normal(3000) for _ in range(3)]
     slow_err = [v + 2.0 * np.sin(2 * np.pi * t / 1000.0) for v in truth]  # a 1 s wave: slow only
     fast_err = [v + 2.0 * (-1.0) ** t for v in truth]  # alternating every ms: fast only
-    b = rel.error_bands(truth, slow_err, 300, -55.0)
+    b = rel.error_makeup(truth, slow_err, 300, -55.0)
     assert b["rms_slow_mV"] == pytest.approx(2.0 / np.sqrt(2), rel=0.05) and b["rms_fast_mV"] < 0.05
-    b = rel.error_bands(truth, fast_err, 300, -55.0)
+    b = rel.error_makeup(truth, fast_err, 300, -55.0)
     assert b["rms_fast_mV"] == pytest.approx(2.0, rel=0.05) and b["rms_slow_mV"] < 0.1  # 0.04 + the trial ends
     # spikes are clipped in both: a spike the prediction also has costs nothing
     spiky = [v.copy() for v in truth]
     for v in spiky:
         v[1000] = 30.0
-    both = rel.error_bands(spiky, [v.copy() for v in spiky], 300, -55.0)
+    both = rel.error_makeup(spiky, [v.copy() for v in spiky], 300, -55.0)
     assert (both["rms_slow_mV"], both["rms_fast_mV"], both["rms_near_threshold_mV"]) == (0.0, 0.0, 0.0)
     assert both["slope"] == pytest.approx(1.0)
 
 
-def test_error_bands_tell_shrinkage_from_independent_error():
+def test_error_makeup_tells_shrinkage_from_independent_error():
     """Two predictions with the same RMS error: one shrinks the cell's excursions by 30 % (its error is
     largest where the cell is high, i.e. near threshold), the other adds an independent error."""
     rng = np.random.default_rng(1)
     truth = [-64.0 + 3.0 * rng.standard_normal(4000) for _ in range(3)]
     shrunk = [-64.0 + 0.7 * (v + 64.0) for v in truth]
     noisy = [v + 0.3 * 3.0 * rng.standard_normal(4000) for v in truth]
-    a = rel.error_bands(truth, shrunk, 0, -55.0)
-    b = rel.error_bands(truth, noisy, 0, -55.0)
+    a = rel.error_makeup(truth, shrunk, 0, -55.0)
+    b = rel.error_makeup(truth, noisy, 0, -55.0)
     assert a["slope"] == pytest.approx(0.7, abs=0.02) and b["slope"] == pytest.approx(1.0, abs=0.02)
     total = lambda d: np.hypot(d["rms_slow_mV"], d["rms_fast_mV"])  # noqa: E731
     assert total(a) == pytest.approx(total(b), rel=0.15)
