@@ -295,3 +295,20 @@ def test_hay_config_is_valid():
     card = SurrogateModel.load("hay-l5pc").card["train_config"]
     assert card["arch_params"] == cfg.arch_params and card["max_steps"] == cfg.max_steps
     assert card["rest_warmup_ms"] == cfg.rest_warmup_ms and card["train_data"][0].endswith("train_790.h5")
+
+
+def test_spread_weight_reaches_the_voltage_head(data, tmp_path):
+    """With every other loss term weighted 0, the anti-shrinkage term alone moves the soma-voltage
+    output row (row 0) in two steps; weighted 0 as well, nothing moves."""
+    import torch
+
+    zero = dict(max_steps=2, seed=0, voltage_weight=0.0, spike_weight=0.0, offset_weight=0.0, dend_weight=0.0,
+                ica_weight=0.0)
+    torch.manual_seed(0)
+    fresh = SurrogateModel.create("gru", make_encoding([ds.load_dataset(data["train"])], targets=("v_dend", "ica")),
+                                  hidden=8, layers=1)
+    w0 = fresh.net.head.weight.detach()
+    on = train(_cfg(data, tmp_path / "on", spread_weight=1.0, **zero), progress=False, log=lambda *a: None)
+    off = train(_cfg(data, tmp_path / "off", **zero), progress=False, log=lambda *a: None)
+    assert not torch.allclose(w0[0], on.net.head.weight.detach()[0])
+    assert torch.equal(w0, off.net.head.weight.detach())

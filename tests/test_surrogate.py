@@ -417,3 +417,46 @@ def test_train_config_targets():
         TrainConfig(**base, targets="ica")
     with pytest.raises(ValueError, match="ica_weight"):
         TrainConfig(**base, ica_weight=-1.0)
+
+
+def test_spread_term_penalises_shrinkage_not_misplacement():
+    from neurosurrogate.train.losses import spread_loss
+
+    torch.manual_seed(3)
+    t = torch.cumsum(torch.randn(4, 400), dim=1) * 0.05  # slow wandering, like the soma voltage
+    z = torch.zeros(4, 400, 3)
+    z[..., 0] = t
+    y = torch.zeros(4, 400, 3)
+    y[..., 2] = 0.0
+    # the conditional mean of an uncertain model: excursions shrunk by 30 %
+    y[..., 0] = 0.7 * t
+    _, shrunk = surrogate_loss(y, z, spread_weight=1.0)
+    # the same excursions, time-reversed (wrong place, right size): no spread penalty
+    y[..., 0] = torch.flip(t, dims=[1])
+    _, moved = surrogate_loss(y, z, spread_weight=1.0)
+    assert shrunk["spread"] > 1e-3
+    assert moved["spread"] == pytest.approx(0.0, abs=1e-10)
+    # the squared error ranks them the other way round: it prefers the shrunk mean
+    assert shrunk["v"] < moved["v"]
+    # the weight scales only this term; 0 leaves it out
+    y[..., 0] = 0.7 * t
+    base, p0 = surrogate_loss(y, z)
+    heavy, p5 = surrogate_loss(y, z, spread_weight=5.0)
+    assert p0["spread"] == 0.0
+    assert float(heavy) == pytest.approx(float(base) + 5.0 * shrunk["spread"], rel=1e-5)
+    # smoothing: a fast wiggle of the right SD does not pass for slow spread
+    fast = torch.sign(torch.randn(4, 400)) * t.std(dim=1, keepdim=True)
+    assert float(spread_loss(fast, t, 51)) > float(spread_loss(fast, t, 1)) + 1e-3
+    with pytest.raises(ValueError, match="spread_window_ms"):
+        spread_loss(t[:, :40], t[:, :40], 51)
+
+
+def test_spread_window_must_fit_the_chunk():
+    from neurosurrogate.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="spread_window_ms .* chunk_ms"):
+        TrainConfig(train_data=("a.h5",), val_data=("b.h5",), spread_weight=1.0, spread_window_ms=500, chunk_ms=500)
+    with pytest.raises(ValueError, match="spread_weight must be >= 0"):
+        TrainConfig(train_data=("a.h5",), val_data=("b.h5",), spread_weight=-1.0)
+    # the key of a configuration without the term is unchanged (older checkpoints resume)
+    assert "spread_weight" not in TrainConfig(train_data=("a.h5",), val_data=("b.h5",)).key_dict()

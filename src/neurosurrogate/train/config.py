@@ -40,6 +40,9 @@ class TrainConfig:
         spike_weight, spike_pos_weight, offset_weight, current_weight: loss terms (see losses.py).
         voltage_weight: weight of the soma-voltage MSE (normalised by 20 mV, so an error of
             1 mV RMS costs 0.0025 at weight 1, against a spike BCE of ~0.2 for hay-l5pc).
+        spread_weight, spread_window_ms: the anti-shrinkage term of the soma voltage (the
+            spread of its ``spread_window_ms`` moving average per trial and chunk must match
+            the cell's; see losses.py); weight 0 (default) leaves it out.
         eval_every, patience: validation every N steps; stop after `patience` evaluations
             without improvement (early stopping); the best model is kept.
         checkpoint_every: write a resumable checkpoint every N steps.
@@ -83,6 +86,8 @@ class TrainConfig:
     offset_weight: float = 1.0
     current_weight: float = 0.1
     voltage_weight: float = 1.0
+    spread_weight: float = 0.0
+    spread_window_ms: int = 51
     eval_every: int = 100
     patience: int = 20
     checkpoint_every: int = 100
@@ -109,7 +114,7 @@ class TrainConfig:
                 raise ValueError(f"train config: targets lists a name twice: {list(self.targets)}")
         object.__setattr__(self, "train_data", tuple(str(p) for p in self.train_data))
         object.__setattr__(self, "val_data", tuple(str(p) for p in self.val_data))
-        positive = ("batch_size", "chunk_ms", "max_steps", "eval_every", "checkpoint_every", "patience")
+        positive = ("batch_size", "chunk_ms", "spread_window_ms", "max_steps", "eval_every", "checkpoint_every", "patience")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"train config: {name} must be >= 1, got {getattr(self, name)}")
@@ -117,9 +122,12 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "voltage_weight",
-                     "threads", "dend_weight", "ica_weight", "rest_warmup_ms"):
+                     "threads", "dend_weight", "ica_weight", "rest_warmup_ms", "spread_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
+        if self.spread_weight > 0 and self.spread_window_ms >= self.chunk_ms:
+            raise ValueError(f"train config: spread_window_ms ({self.spread_window_ms}) must be shorter than "
+                             f"chunk_ms ({self.chunk_ms}) when spread_weight > 0")
         if not self.train_data:
             raise ValueError("train config: train_data lists no dataset")
         if not self.val_data:
@@ -172,4 +180,5 @@ class TrainConfig:
 #: extra target names of ``TrainConfig.targets``
 TARGETS = ("ina", "ik", "v_dend", "ica")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
-LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "rest_warmup_ms", "v_clip_mV", "voltage_weight")
+LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "rest_warmup_ms", "v_clip_mV", "voltage_weight",
+                "spread_weight", "spread_window_ms")

@@ -199,7 +199,8 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
         x, z = data.x[b : b + 64].to(device), data.z[b : b + 64].to(device)
         y, _ = model.net(x)
         loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight,
-                                 loss_groups(cfg, model.encoding), voltage_weight=cfg.voltage_weight)
+                                 loss_groups(cfg, model.encoding), voltage_weight=cfg.voltage_weight,
+                                 spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
         total += float(loss) * x.shape[0]
         n += x.shape[0]
     model.net.train()
@@ -323,7 +324,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             vt = zc[..., 0] if (cfg.teacher_forcing and model.net.feedback) else None
             y, state = model.net(xc, state, v_teacher=vt)
             loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
-                                         cfg.current_weight, groups, voltage_weight=cfg.voltage_weight)
+                                         cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
+                                         spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
             for g in opt.param_groups:
                 g["lr"] = _lr(cfg, step)
             opt.zero_grad(set_to_none=True)

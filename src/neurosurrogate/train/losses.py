@@ -7,7 +7,18 @@ With outputs ``y`` and targets ``z`` (see ``Encoding.targets``), per sample::
       + offset_weight * mean_{z1=1} (sigmoid(y2) - z2)^2   sub-ms spike time
       + current_weight * mean (y[3:] - z[3:])^2            extra outputs (INa, IK), legacy form
 
-or, with named groups of extra channels (``extra_groups``, see :func:`extra_groups`),
+plus, with ``spread_weight`` > 0, a term against shrinkage of the soma voltage::
+
+    spread_weight * mean_b (sd_t(smooth(y0_b)) - sd_t(smooth(z0_b)))^2
+
+where ``smooth`` is a moving average over ``spread_window_ms`` samples (1: none) and
+``sd_t`` the standard deviation over the time of trial ``b`` in the batch. A model
+trained by the squared error alone predicts, where it cannot tell which way the
+cell goes, the mean of the branches: its excursions come out smaller than the
+cell's (a slope below 1 of prediction on truth). This term asks for excursions as
+large as the cell's without saying where they must be.
+
+Or, with named groups of extra channels (``extra_groups``, see :func:`extra_groups`),
 the last line becomes ``sum_g weight_g * mean (y[c_g] - z[c_g])^2`` over groups ``g``
 of channels ``c_g`` (the mean is over the group's channels, samples and trials): the
 soma currents ``ina``/``ik`` form the group ``currents`` (weight ``current_weight``),
@@ -71,7 +82,8 @@ def extra_groups(names: Sequence[str], weights: dict[str, float]) -> list[tuple[
 def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_weight: float = 4.0,
                    offset_weight: float = 1.0, current_weight: float = 0.1,
                    groups: Sequence[tuple[str, Sequence[int], float]] | None = None,
-                   voltage_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+                   voltage_weight: float = 1.0, spread_weight: float = 0.0,
+                   spread_window_ms: int = 51) -> tuple[Tensor, dict[str, float]]:
     """Loss and its parts.
 
     Args:
@@ -81,10 +93,12 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
         groups: ``[(name, channels, weight), ...]`` from :func:`extra_groups`; replaces the
             legacy extra term. ``parts`` then has one entry per group name.
         voltage_weight: weight of the soma-voltage term (``parts['v']`` is the unweighted MSE).
+        spread_weight, spread_window_ms: the anti-shrinkage term (module doc); ``parts['spread']``
+            is its unweighted value (0 when the weight is 0). Needs T > ``spread_window_ms``.
 
     Returns:
         ``(total, parts)``: the scalar loss and a dict of float parts (``v``, ``spike``,
-        ``offset``, ``current`` = the summed weighted extra term, and per group).
+        ``offset``, ``current`` = the summed weighted extra term, ``spread``, and per group).
     """
     lv = F.mse_loss(y[..., 0], z[..., 0])
     pw = torch.tensor(spike_pos_weight, dtype=y.dtype, device=y.device)
@@ -104,5 +118,22 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
             extra = extra + w * lg
         lc = extra
         total = voltage_weight * lv + spike_weight * ls + offset_weight * lo + extra
-    return total, {**parts, "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
+    lsp = spread_loss(y[..., 0], z[..., 0], spread_window_ms) if spread_weight > 0 else y.new_zeros(())
+    total = total + spread_weight * lsp
+    return total, {**parts, "spread": float(lsp.detach()), "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
                    "current": float(lc.detach())}
+
+
+def spread_loss(p: Tensor, t: Tensor, window: int = 51) -> Tensor:
+    """Mean over trials of the squared difference of the standard deviations over time of
+    the moving averages (``window`` samples, valid part only) of ``p`` and ``t``, (B, T) each."""
+    window = int(window)
+    if window < 1:
+        raise ValueError(f"spread_window_ms must be >= 1, got {window}")
+    if p.shape[-1] <= window:
+        raise ValueError(f"the anti-shrinkage term needs more than spread_window_ms = {window} samples "
+                         f"per chunk, got {p.shape[-1]}")
+    if window > 1:
+        p = F.avg_pool1d(p.unsqueeze(1), window, stride=1).squeeze(1)
+        t = F.avg_pool1d(t.unsqueeze(1), window, stride=1).squeeze(1)
+    return ((p.std(dim=-1) - t.std(dim=-1)) ** 2).mean()
