@@ -449,6 +449,9 @@ def test_spread_term_penalises_shrinkage_not_misplacement():
     assert float(spread_loss(fast, t, 51)) > float(spread_loss(fast, t, 1)) + 1e-3
     with pytest.raises(ValueError, match="spread_window_ms"):
         spread_loss(t[:, :40], t[:, :40], 51)
+    # a chunk too short for the window (the end of a trial) gets no such term
+    _, short = surrogate_loss(y[:, :40], z[:, :40], spread_weight=1.0)
+    assert short["spread"] == 0.0
 
 
 def test_spread_window_must_fit_the_chunk():

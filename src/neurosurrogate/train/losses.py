@@ -7,24 +7,25 @@ With outputs ``y`` and targets ``z`` (see ``Encoding.targets``), per sample::
       + offset_weight * mean_{z1=1} (sigmoid(y2) - z2)^2   sub-ms spike time
       + current_weight * mean (y[3:] - z[3:])^2            extra outputs (INa, IK), legacy form
 
-plus, with ``spread_weight`` > 0, a term against shrinkage of the soma voltage::
-
-    spread_weight * mean_b (sd_t(smooth(y0_b)) - sd_t(smooth(z0_b)))^2
-
-where ``smooth`` is a moving average over ``spread_window_ms`` samples (1: none) and
-``sd_t`` the standard deviation over the time of trial ``b`` in the batch. A model
-trained by the squared error alone predicts, where it cannot tell which way the
-cell goes, the mean of the branches: its excursions come out smaller than the
-cell's (a slope below 1 of prediction on truth). This term asks for excursions as
-large as the cell's without saying where they must be.
-
-Or, with named groups of extra channels (``extra_groups``, see :func:`extra_groups`),
+or, with named groups of extra channels (``extra_groups``, see :func:`extra_groups`),
 the last line becomes ``sum_g weight_g * mean (y[c_g] - z[c_g])^2`` over groups ``g``
 of channels ``c_g`` (the mean is over the group's channels, samples and trials): the
 soma currents ``ina``/``ik`` form the group ``currents`` (weight ``current_weight``),
 the dendritic voltages ``v_dend{k}_mV`` the group ``v_dend``, and ``ica`` its own.
 The extra targets are normalised (``Encoding.targets``), so a dendritic voltage error
 of 20 mV costs as much as a soma voltage error of 20 mV at weight 1.
+
+With ``spread_weight`` > 0 a term against shrinkage of the soma voltage is added::
+
+    spread_weight * mean_b (sd_t(smooth(y0_b)) - sd_t(smooth(z0_b)))^2
+
+where ``smooth`` is a moving average over ``spread_window_ms`` samples (1: none) and
+``sd_t`` the standard deviation over the time of trial ``b`` in the batch (in training
+one truncated-BPTT chunk, in validation the whole trial; a chunk not longer than the
+window gets no such term). A model trained by the squared error alone predicts, where
+it cannot tell which way the cell goes, the mean of the branches: its excursions come
+out smaller than the cell's (a slope below 1 of prediction on truth). This term asks
+for excursions as large as the cell's without saying where they must be.
 
 The spike term respects spikes that the voltage MSE alone under-weights (a
 spike is 1-2 samples in hundreds), and the offset term gives spike times
@@ -94,7 +95,7 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
             legacy extra term. ``parts`` then has one entry per group name.
         voltage_weight: weight of the soma-voltage term (``parts['v']`` is the unweighted MSE).
         spread_weight, spread_window_ms: the anti-shrinkage term (module doc); ``parts['spread']``
-            is its unweighted value (0 when the weight is 0). Needs T > ``spread_window_ms``.
+            is its unweighted value (0 when the weight is 0 or T <= ``spread_window_ms``).
 
     Returns:
         ``(total, parts)``: the scalar loss and a dict of float parts (``v``, ``spike``,
@@ -118,7 +119,8 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
             extra = extra + w * lg
         lc = extra
         total = voltage_weight * lv + spike_weight * ls + offset_weight * lo + extra
-    lsp = spread_loss(y[..., 0], z[..., 0], spread_window_ms) if spread_weight > 0 else y.new_zeros(())
+    use = spread_weight > 0 and y.shape[-2] > int(spread_window_ms)
+    lsp = spread_loss(y[..., 0], z[..., 0], spread_window_ms) if use else y.new_zeros(())
     total = total + spread_weight * lsp
     return total, {**parts, "spread": float(lsp.detach()), "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
                    "current": float(lc.detach())}
