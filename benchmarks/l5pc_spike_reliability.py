@@ -361,8 +361,7 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
              else "our cell on the reference events, started from its steady state")
     lines = [f"Scored against {truth}.", "", head, "|" + "---|" * 10]
     for r in rows:
-        bands = (f"{r['rms_slow_mV']:.2f} / {r['rms_fast_mV']:.2f} / {r['rms_near_threshold_mV']:.2f} | {r['slope']:.2f}"
-                 if "rms_near_threshold_mV" in r else "n/a | n/a")  # rows written before these columns
+        bands = f"{r['rms_slow_mV']:.2f} / {r['rms_fast_mV']:.2f} / {r['rms_near_threshold_mV']:.2f} | {r['slope']:.2f}"
         lines.append(f"| {r['condition']} | {r['precision_10ms']:.3f} / {r['recall_10ms']:.3f} | {r['f1_10ms']:.3f} | "
                      f"{r['precision_2ms']:.3f} / {r['recall_2ms']:.3f} | {r['median_abs_shift_ms']:.2f} | "
                      f"{r['r_sub']:.3f} | {r['r_away5ms']:.3f} | {r['r_dend0']:.3f} / {r['r_dend1']:.3f} | {bands} |")

@@ -122,8 +122,8 @@ def surrogate_loss(y: Tensor, z: Tensor, spike_weight: float = 1.0, spike_pos_we
     use = spread_weight > 0 and y.shape[-2] > int(spread_window_ms)
     lsp = spread_loss(y[..., 0], z[..., 0], spread_window_ms) if use else y.new_zeros(())
     total = total + spread_weight * lsp
-    return total, {**parts, "spread": float(lsp.detach()), "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
-                   "current": float(lc.detach())}
+    return total, {**parts, "v": float(lv.detach()), "spike": float(ls.detach()), "offset": float(lo.detach()),
+                   "current": float(lc.detach()), "spread": float(lsp.detach())}
 
 
 def spread_loss(p: Tensor, t: Tensor, window: int = 51) -> Tensor:
