@@ -276,6 +276,35 @@ def test_two_populations_deliver_across_blocks():
         assert run.v_mV[2, k + 3] < run.v_mV[2, k - 1] - 0.5  # the IPSP hyperpolarises B[2]
 
 
+def test_external_events_reach_each_cell_as_its_model_encodes_them():
+    """Every cell of every stacked circuit gets, at each step, the features the model's encoding makes
+    of that cell's own events (several per step and site, the last step's events, weights scaled)."""
+    from neurosurrogate.api import load_model
+    from neurosurrogate.inputs import EventTable
+
+    enc = load_model("point-hh").encoding
+    rng = np.random.default_rng(5)
+    pops = (PopulationSpec("A", 3, "point-hh", "point-hh"),)
+    none_i, none_f = np.zeros(0, np.int64), np.zeros(0)
+    circuits = []
+    for _ in range(2):
+        n_ev = 120
+        t = np.concatenate([rng.uniform(0, 60, n_ev - 3), [59.5, 59.5, 10.2]])  # last step; same ms, cell, site
+        cell = np.concatenate([rng.integers(0, 3, n_ev - 3), [2, 2, 1]])
+        chan = np.concatenate([rng.integers(0, 2, n_ev - 3), [0, 0, 1]])
+        w = rng.uniform(0.5, 6.0, n_ev)
+        circuits.append(Circuit(pops, 60, pre=none_i, post=none_i, channel=none_i, weight_nS=none_f, delay_ms=none_i,
+                                U=none_f, D_ms=none_f, F_ms=none_f, ext_t_ms=t, ext_cell=cell, ext_channel=chan,
+                                ext_weight_nS=w, record_v=np.arange(3)))
+    runs = simulate(circuits, record_inputs=True, dtype=torch.float64, device="cpu")
+    for c, run in zip(circuits, runs):
+        for i in range(3):
+            m = c.ext_cell == i
+            want = enc.features(EventTable(c.ext_t_ms[m], c.ext_channel[m], c.ext_weight_nS[m]), 60)
+            np.testing.assert_allclose(run.inputs[i], want, rtol=1e-6, atol=1e-6)  # encoding: float32
+        assert np.abs(run.inputs).sum() > 0
+
+
 def test_stimulus_to_chosen_cells():
     raw = tomllib.loads((EXAMPLES / "paper_circuit.toml").read_text())
     del raw["stimuli"]["thalamic"]["fraction"]

@@ -63,8 +63,9 @@ def test_engine_on_cuda_matches_cpu():
     cfg = load_network_config(EXAMPLES / "paper_circuit.toml")
     circuits = [realise(cfg, seed=s) for s in range(3)]
     cpu = simulate(circuits, device="cpu", dtype=torch.float64)
-    gpu = simulate(circuits, device="cuda", dtype=torch.float64)
-    for a, b in zip(cpu, gpu):
-        np.testing.assert_array_equal(a.spike_cell, b.spike_cell)
-        np.testing.assert_allclose(a.spike_t_ms, b.spike_t_ms, atol=1e-6)
-        np.testing.assert_allclose(a.v_mV, b.v_mV, atol=1e-4)
+    for graph in (True, False):  # the step replayed from a CUDA graph, and PyTorch's operations
+        gpu = simulate(circuits, device="cuda", dtype=torch.float64, cuda_graph=graph)
+        for a, b in zip(cpu, gpu):
+            np.testing.assert_array_equal(a.spike_cell, b.spike_cell)
+            np.testing.assert_allclose(a.spike_t_ms, b.spike_t_ms, atol=1e-6)
+            np.testing.assert_allclose(a.v_mV, b.v_mV, atol=1e-4)

@@ -157,6 +157,41 @@ def test_cuda_prediction_matches_cpu():
     assert np.abs(a.v_mV - b.v_mV).max() < 1e-3
 
 
+def test_graph_stepper_refuses_cpu_and_training():
+    from neurosurrogate.surrogate.graph import GraphStepper
+
+    m = SurrogateModel.create("gru", ENC, hidden=8, layers=1)
+    with pytest.raises(ValueError, match="device must be a CUDA device"):
+        GraphStepper(m.net.eval(), 4, device="cpu")
+
+
+@pytest.mark.gpu
+def test_graph_stepper_matches_plain_steps():
+    """The replayed CUDA graph computes what the step does, state carried between replays; a reset
+    starts again from rest; training mode, a wrong batch and a wrong input shape are refused."""
+    from neurosurrogate.surrogate.graph import GraphStepper
+
+    torch.manual_seed(0)
+    m = SurrogateModel.create("gru", ENC, hidden=16, layers=2, traces=3)
+    net = m.net.to("cuda").eval()
+    x = torch.rand(40, 7, net.n_in, device="cuda") * (torch.rand(40, 7, net.n_in, device="cuda") < 0.2)
+    g = GraphStepper(net, 7, "cuda")
+    for _ in range(2):  # the second pass after a reset repeats the first
+        state, ys, gs = net.init_state(7, "cuda"), [], []
+        with torch.no_grad():
+            for x_k in x:
+                y, state = net.step(x_k, state)
+                ys.append(y)
+                gs.append(g.step(x_k).clone())
+        torch.testing.assert_close(torch.stack(gs), torch.stack(ys), rtol=1e-5, atol=1e-5)
+        assert float(torch.stack(ys).std(0).mean()) > 1e-3  # the steps did something over time
+        g.reset()
+    with pytest.raises(ValueError, match="expected"):
+        g.step(x[0, :3])
+    with pytest.raises(ValueError, match="eval mode"):
+        GraphStepper(net.train(), 7, "cuda")
+
+
 def test_arch_spec_parsing():
     from neurosurrogate.evaluate.compare import parse_arch_spec
 
