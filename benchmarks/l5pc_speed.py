@@ -22,7 +22,10 @@ time of ``--sim-ms`` (default 100 ms) of activity:
   * The surrogate over the whole 100 ms input in one call per process (independent cells whose
     input is known in advance, as ``predict`` runs them): extra rows "whole sequence".
   * With a CUDA device: the same steps of N cells as one batch on the GPU (one process, inputs on
-    the device before timing, synchronised), printed and plotted as extra rows.
+    the device before timing, synchronised; N from ``--gpu-cells``, NEURON extrapolated beyond its
+    measured N as above), twice: PyTorch's operations launched one by one per step, and the step
+    replayed from a CUDA graph (``neurosurrogate.surrogate.graph.GraphStepper``, what the network
+    engine uses on a GPU); printed and plotted as extra rows.
 
 Prints cell-ms simulated per wall second and the ratio; writes a JSON record and a PNG of wall
 time vs N. ``--reuse-neuron FILE`` takes the NEURON rows from an earlier record (same --sim-ms,
@@ -118,17 +121,28 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
     net = model.net.to(dev).eval()
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    graph = None
+    if mode == "graph":  # the step captured once (untimed), replayed per ms
+        from neurosurrogate.surrogate.graph import GraphStepper
+
+        x = x.transpose(0, 1).contiguous()
+        graph = GraphStepper(net, n, dev)
     with torch.no_grad():  # untimed: loads the fused kernel and copies the weights into its layout
-        net.step(x[0] if mode == "step" else x[:, 0], net.init_state(n, dev))
+        net.step(x[0] if mode in ("step", "graph") else x[:, 0], net.init_state(n, dev))
     if start is not None:  # let every process start timing together
         start.wait()
     best = float("inf")
     with torch.no_grad():
         for _ in range(repeats + int(cuda)):
             state = net.init_state(n, dev)
+            if graph is not None:
+                graph.reset(state)
             sync()
             t = time.perf_counter()
-            if mode == "sequence":
+            if graph is not None:
+                for x_k in x:
+                    graph.step(x_k)
+            elif mode == "sequence":
                 y, state = net(x, state)
             else:
                 for x_k in x:
@@ -136,7 +150,8 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
             sync()
             best = min(best, time.perf_counter() - t)
     # the fused kernel serves both modes (step, and forward over the sequence) once it is loaded
-    impl = "fused C kernel" if getattr(net, "_fused", None) is not None else "PyTorch"
+    impl = ("CUDA graph" if graph is not None else
+            "fused C kernel" if getattr(net, "_fused", None) is not None else "PyTorch")
     return best, impl
 
 
@@ -154,12 +169,15 @@ def _surrogate_worker(model_dir: str, cell_dict: dict, indices: list[int], sim_m
     return {"wall_s": wall, "n": len(indices), "implementation": impl}
 
 
-def surrogate_cuda_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, repeats: int) -> dict:
-    """The streaming steps of N cells as one batch on the CUDA device, in this process."""
+def surrogate_cuda_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, repeats: int,
+                       mode: str = "step") -> dict:
+    """The streaming steps of N cells as one batch on the CUDA device, in this process: ``mode``
+    'step' (PyTorch's operations launched per step) or 'graph' (one CUDA graph replay per step)."""
     import torch
 
-    wall, _ = _time_surrogate(model_dir, cell_dict, list(range(n)), sim_ms, seed, repeats, "step", "cuda")
-    return {"n_cells": n, "wall_s": wall, "device": torch.cuda.get_device_name(0), "measured": True}
+    wall, impl = _time_surrogate(model_dir, cell_dict, list(range(n)), sim_ms, seed, repeats, mode, "cuda")
+    return {"n_cells": n, "wall_s": wall, "device": torch.cuda.get_device_name(0), "mode": mode,
+            "implementation": impl, "measured": True}
 
 
 def surrogate_run(model_dir: str, cell_dict: dict, n: int, sim_ms: float, seed: int, procs: int, threads: int,
@@ -202,6 +220,7 @@ def main() -> None:
                                                            str(REPO.parent / "shared" / "hay2011" / "cell1.asc")))
     ap.add_argument("--sim-ms", type=float, default=100.0, help="simulated activity per cell, ms")
     ap.add_argument("--cells", default="1,50,500,5000")
+    ap.add_argument("--gpu-cells", default="1,50,500,5000,50000", help="N timed on a CUDA device (if any)")
     ap.add_argument("--neuron-cells", default="1,50", help="N measured with NEURON (the rest extrapolated)")
     ap.add_argument("--neuron-workers", type=int, default=2, help="processes for NEURON N > 1")
     ap.add_argument("--procs", type=int, default=2, help="surrogate processes (N > 1)")
@@ -218,7 +237,13 @@ def main() -> None:
     from neurosurrogate.surrogate.model import SurrogateModel
 
     load_before = os.getloadavg()  # other processes on the cores distort both simulators' timings
-    cells = sorted({int(c) for c in args.cells.split(",")})
+    try:
+        cells = sorted({int(c) for c in args.cells.split(",")})
+        gpu_cells = sorted({int(c) for c in args.gpu_cells.split(",")})
+    except ValueError:
+        sys.exit(f"--cells {args.cells!r} / --gpu-cells {args.gpu_cells!r}: expected comma-separated integers")
+    if min(cells + gpu_cells) < 1:
+        sys.exit("--cells / --gpu-cells: cell counts must be >= 1")
     measured_n = sorted({int(c) for c in args.neuron_cells.split(",")})
     if not Path(args.morphology).exists():
         sys.exit(f"--morphology {args.morphology} does not exist")
@@ -249,8 +274,11 @@ def main() -> None:
             neuron[n] = neuron_run(cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.neuron_workers)
             print(f"NEURON N={n}: {neuron[n]['wall_s']:.2f} s simulation wall over {neuron[n]['processes']} "
                   f"process(es) ({time.perf_counter() - t:.1f} s incl. start-up and cell building)", flush=True)
+    import torch
+
+    has_cuda = torch.cuda.is_available()
     base_n = max(neuron)
-    for n in cells:
+    for n in sorted(set(cells) | (set(gpu_cells) if has_cuda else set())):
         if n not in neuron:
             ref = neuron[base_n]
             neuron[n] = {"n_cells": n, "wall_s": ref["wall_s"] * n / base_n, "processes": ref["processes"],
@@ -275,13 +303,13 @@ def main() -> None:
                                args.threads, args.repeats, mode="sequence")
         print(f"surrogate N={n}, whole sequence: {seq[n]['wall_s']:.4f} s", flush=True)
 
-    import torch
-
-    gpu = {}
-    if torch.cuda.is_available():  # the GPU column (one batch per N on one device)
-        for n in cells:
+    gpu, gpu_graph = {}, {}
+    if has_cuda:  # the GPU columns (one batch per N on one device)
+        for n in gpu_cells:
             gpu[n] = surrogate_cuda_run(model_dir, cell_dict, n, args.sim_ms, args.seed, args.repeats)
-            print(f"surrogate on {gpu[n]['device']} N={n}: {gpu[n]['wall_s']:.4f} s", flush=True)
+            print(f"surrogate on {gpu[n]['device']} N={n}, PyTorch step: {gpu[n]['wall_s']:.4f} s", flush=True)
+            gpu_graph[n] = surrogate_cuda_run(model_dir, cell_dict, n, args.sim_ms, args.seed, args.repeats, "graph")
+            print(f"surrogate on {gpu[n]['device']} N={n}, CUDA graph step: {gpu_graph[n]['wall_s']:.4f} s", flush=True)
 
     # --- table, record, plot ----------------------------------------------------------------------
     rate = lambda r: r["n_cells"] * args.sim_ms / r["wall_s"]  # noqa: E731  cell-ms per wall s
@@ -290,7 +318,8 @@ def main() -> None:
     print("| cells | NEURON wall s | NEURON cell-ms/s | surrogate wall s | surrogate cell-ms/s | ratio (wall) |")
     print("|---|---|---|---|---|---|")
     groups = [("", sur), (", PyTorch step", pt), (", whole sequence", seq)]
-    groups += [(f" on {gpu[n]['device']}", {n: gpu[n]}) for n in gpu]
+    groups += [(f" on {gpu[n]['device']}, PyTorch step", {n: gpu[n]}) for n in gpu]
+    groups += [(f" on {gpu_graph[n]['device']}, CUDA graph", {n: gpu_graph[n]}) for n in gpu_graph]
     for suffix, runs in groups:  # one table row per (group, N)
         for n, q in runs.items():
             a = neuron[n]
@@ -305,8 +334,10 @@ def main() -> None:
               "ratio_wall_step_pytorch": {str(n): neuron[n]["wall_s"] / pt[n]["wall_s"] for n in cells},
               "surrogate_sequence": [seq[n] for n in cells],
               "ratio_wall_sequence": {str(n): neuron[n]["wall_s"] / seq[n]["wall_s"] for n in cells},
-              "surrogate_cuda": [gpu[n] for n in cells if n in gpu],
+              "surrogate_cuda": [gpu[n] for n in gpu_cells if n in gpu],
               "ratio_wall_cuda": {str(n): neuron[n]["wall_s"] / gpu[n]["wall_s"] for n in gpu},
+              "surrogate_cuda_graph": [gpu_graph[n] for n in gpu_cells if n in gpu_graph],
+              "ratio_wall_cuda_graph": {str(n): neuron[n]["wall_s"] / gpu_graph[n]["wall_s"] for n in gpu_graph},
               "cpu_count": os.cpu_count(), "load_average_1_5_15_before": list(load_before),
               "provenance": provenance()}
     out = Path(args.out)
@@ -314,12 +345,15 @@ def main() -> None:
     out.write_text(json.dumps(record, indent=1, default=float))
     keys = ("n_cells", "wall_s", "measured")
     rows = [{"simulator": f"NEURON ({args.neuron_workers} processes for N > 1)", **{k: neuron[n][k] for k in keys}}
-            for n in cells]
+            for n in sorted(neuron)]
     rows += [{"simulator": f"{label}, streaming ({sur[cells[0]]['implementation']})", **{k: sur[n][k] for k in keys}}
              for n in cells]
     rows += [{"simulator": f"{label}, streaming (PyTorch step)", **{k: pt[n][k] for k in keys}} for n in cells]
     rows += [{"simulator": f"{label}, whole sequence (predict)", **{k: seq[n][k] for k in keys}} for n in cells]
-    rows += [{"simulator": f"{label} on {gpu[n]['device']}", **{k: gpu[n][k] for k in keys}} for n in gpu]
+    rows += [{"simulator": f"{label} on {gpu[n]['device']} (PyTorch step)", **{k: gpu[n][k] for k in keys}}
+             for n in gpu]
+    rows += [{"simulator": f"{label} on {gpu_graph[n]['device']} (CUDA graph)", **{k: gpu_graph[n][k] for k in keys}}
+             for n in gpu_graph]
     png = plot_speed_vs_n(out.with_suffix(".png"), rows, title=f"hay-l5pc, {args.sim_ms:g} ms of activity per cell")
     print(f"wrote {out} and {png}")
     tmp.cleanup()
