@@ -9,9 +9,11 @@ the time loop.
 
 Each millisecond ``k``:
 
-1. input features of bin ``k`` = external events (pre-binned, dense) + the
-   delay ring buffer's slot ``k mod L`` (then cleared);
-2. ``y, state = model.step(x, state)`` per population;
+1. input features of bin ``k`` = the delay ring buffer's slot ``k mod L`` + the
+   external events of bin ``k`` (kept sorted by bin, scattered into the slot;
+   the slot is cleared after the step);
+2. ``y, state = model.step(x, state)`` per population (on a CUDA device replayed
+   from a CUDA graph, :class:`~neurosurrogate.surrogate.graph.GraphStepper`);
 3. a spike is called where the spike probability crosses the model's
    calibrated threshold upwards (a causal version of
    :func:`~neurosurrogate.surrogate.model.decode_spikes`), at time
