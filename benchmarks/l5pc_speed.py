@@ -103,7 +103,8 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
                     mode: str = "step", device: str = "cpu", start=None) -> tuple[float, str]:
     """Encode the inputs (not timed, moved to ``device``), then the best of ``repeats`` wall times of
     the streaming steps (``mode`` 'step', as a network runs) or of one pass over the whole input
-    sequence ('sequence', as ``predict`` runs independent cells whose input is known in advance).
+    sequence ('sequence', as ``predict`` runs independent cells whose input is known in advance),
+    or the streaming steps replayed from a CUDA graph ('graph', CUDA only; captured untimed).
     One untimed step comes first (kernel loading, weight layout); on CUDA a first pass warms up
     the kernels and the clock is read after synchronising.
     Returns the wall time (s) and which implementation stepped ('fused C kernel' or 'PyTorch')."""
@@ -115,7 +116,7 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
     model = SurrogateModel.load(model_dir)
     tables = _tables(cell_dict, indices, sim_ms, seed)
     x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables])).to(dev)
-    if mode == "step":  # (T, N, n_in): each step's input contiguous, as the engine's (one copy held, not two)
+    if mode in ("step", "graph"):  # (T, N, n_in): each step's input contiguous, as the engine's (one copy held)
         x = x.transpose(0, 1).contiguous()
     n = len(indices)
     net = model.net.to(dev).eval()
@@ -125,7 +126,6 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
     if mode == "graph":  # the step captured once (untimed), replayed per ms
         from neurosurrogate.surrogate.graph import GraphStepper
 
-        x = x.transpose(0, 1).contiguous()
         graph = GraphStepper(net, n, dev)
     with torch.no_grad():  # untimed: loads the fused kernel and copies the weights into its layout
         net.step(x[0] if mode in ("step", "graph") else x[:, 0], net.init_state(n, dev))

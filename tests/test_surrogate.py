@@ -157,7 +157,7 @@ def test_cuda_prediction_matches_cpu():
     assert np.abs(a.v_mV - b.v_mV).max() < 1e-3
 
 
-def test_graph_stepper_refuses_cpu_and_training():
+def test_graph_stepper_refuses_a_cpu_device():  # training mode: the gpu test below
     from neurosurrogate.surrogate.graph import GraphStepper
 
     m = SurrogateModel.create("gru", ENC, hidden=8, layers=1)
