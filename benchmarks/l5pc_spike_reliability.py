@@ -20,6 +20,20 @@ subthreshold r that no surrogate with that voltage error can be expected to beat
   Ornstein-Uhlenbeck process of SD S nA and correlation time 50 ms / 3 ms (``NOISE_TAU_MS``), one draw
   per trial: an error of the membrane's slow wandering vs one of its fast fluctuations, to ask which
   kind of voltage error costs spikes (the surrogate's is mostly slow, ``l5pc_voltage_error.py``).
+* ``extra_spike:A`` / ``drop_spike:A``: the input unchanged, and one somatic current pulse per trial that makes
+  one spike error at one moment, as a surrogate's single false or missed spike: +A nA for ``EXTRA_PULSE_MS``
+  at a time with no spike of the truth within ``QUIET_MS`` (an extra spike), or -A nA over
+  ``DROP_PULSE_MS`` around an isolated spike of the truth (that spike suppressed). The pulse lies in the
+  ``PULSE_SPAN_MS`` after the scoring start; the windows after it (``--windows-ms``) say whether the
+  cell's later spikes forget the error or keep it. Only the trials with a moment for the pulse are run and
+  scored (``trials_scored``); each such row records the pulse times, ``pulse_effective`` (the fraction of
+  them where the pulse made the error it was meant to) and ``pulse_spike_change`` (the mean change in the
+  number of spikes next to the pulse: +1 for exactly one extra spike, more for a burst); ``effective`` and
+  ``ineffective`` hold the scores of the trials where the pulse did / did not make its error (a pulse that
+  spikes in some trials and not in others tells the spike's cost from the charge's).
+* ``hyperpolarise:A``: the control of ``drop_spike``: the same -A nA pulse at a moment without spikes
+  (placed as ``extra_spike``'s, ``DROP_PULSE_MS`` long): what the hyperpolarisation costs without a
+  spike to suppress.
 
 Besides the evaluate command's scores, every row says how its error of the clipped soma voltage (t >= skip,
 spikes clipped in both) is made (:func:`error_makeup`): RMS split at 51 ms into ``rms_slow_mV`` (the error's
@@ -60,8 +74,15 @@ import numpy as np
 from neurosurrogate.biophys.generate import hay_traces, map_chunks
 
 REPO = Path(__file__).resolve().parent.parent
-KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms", "slow_current", "fast_current")
+KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms", "slow_current", "fast_current",
+         "extra_spike", "drop_spike", "hyperpolarise")
 NOISE_TAU_MS = {"slow_current": 50.0, "fast_current": 3.0}  # correlation times of the noise currents, ms
+PULSE_KINDS = ("extra_spike", "drop_spike", "hyperpolarise")
+PULSE_SPAN_MS = 200  # the one-spike-error pulses start within this many ms after the scoring start
+QUIET_MS = 30.0  # an extra spike's pulse lies this far from every spike of the truth; a dropped spike has
+                 # no other spike of the truth this close to it, ms
+EXTRA_PULSE_MS = (0, 2)  # the extra spike's pulse, ms relative to its start: [0, 2)
+DROP_PULSE_MS = (-10, 5)  # the suppressing pulse, ms relative to the truth's spike: [-10, +5)
 SPLIT_MS = 51  # moving-mean width that splits the voltage error into slow and fast parts, ms
 NEAR_MV = 5.0  # "near threshold": the cell's clipped soma voltage within this much below the clip, mV
 TRUTHS = ("reference", "steady_start")
@@ -124,6 +145,75 @@ def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -
     xi = rng.standard_normal(n_ms)
     xi[1:] *= np.sqrt(1.0 - a * a)
     return size * lfilter([1.0], [1.0, -a], xi)
+
+
+def spike_pulse(kind: str, size: float, n_ms: int, spikes_ms: np.ndarray, start_ms: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A somatic current (nA, one sample per ms, ``n_ms`` samples) that makes one spike error, and the
+    time it aims at (ms; NaN and a zero current if the trial has no suitable moment).
+    ``hyperpolarise``: -``size`` nA as long as ``DROP_PULSE_MS``, placed as ``extra_spike``'s pulse.
+
+    ``extra_spike``: +``size`` nA over ``EXTRA_PULSE_MS`` from a moment drawn uniformly among the whole
+    ms in [start, start + ``PULSE_SPAN_MS``) that lie ``QUIET_MS`` or more from every spike of the truth
+    (``spikes_ms``). ``drop_spike``: -``size`` nA over ``DROP_PULSE_MS`` around a spike of the truth
+    drawn among those in that span with no other spike within ``QUIET_MS``; returns that spike's time.
+    """
+    spikes_ms = np.asarray(spikes_ms, float)
+    i = np.zeros(n_ms)
+    lo, hi = int(np.ceil(start_ms)), int(np.ceil(start_ms)) + PULSE_SPAN_MS
+    if kind in ("extra_spike", "hyperpolarise"):
+        a, b = EXTRA_PULSE_MS if kind == "extra_spike" else (0, DROP_PULSE_MS[1] - DROP_PULSE_MS[0])
+        cand = np.arange(lo, min(hi, n_ms - b))
+        if spikes_ms.size:
+            gap = np.abs(spikes_ms[None, :] - cand[:, None] - (a + b) / 2).min(1)
+            cand = cand[gap >= QUIET_MS + (b - a) / 2]
+        if not cand.size:
+            return i, float("nan")
+        t = int(rng.choice(cand))
+        i[t + a:t + b] = size if kind == "extra_spike" else -size
+        return i, float(t)
+    a, b = DROP_PULSE_MS
+    isolated = [s for k, s in enumerate(spikes_ms)
+                if lo <= s < hi and s + b < n_ms and s + a >= 0
+                and np.all(np.abs(np.delete(spikes_ms, k) - s) >= QUIET_MS)]
+    if not isolated:
+        return i, float("nan")
+    t = float(rng.choice(isolated))
+    k = int(np.floor(t))
+    i[k + a:k + b] = -size
+    return i, t
+
+
+def pulse_effective(kind: str, t_ms: float, truth_spikes: np.ndarray, spikes: np.ndarray) -> bool:
+    """Did the pulse aimed at ``t_ms`` make its error? ``extra_spike``: the perturbed cell spikes between
+    1 ms before the pulse's start (the waveform is interpolated linearly between its 1 ms samples, so the
+    current rises over the ms before) and 10 ms after it (the truth has no spike there by construction);
+    ``drop_spike``: it has no spike within 5 ms of the truth's spike at ``t_ms``; ``hyperpolarise``: no
+    spike from the pulse's start to 10 ms after its end."""
+    spikes = np.asarray(spikes, float)
+    if not np.isfinite(t_ms):
+        return False
+    if kind == "hyperpolarise":  # meant to change no spike: no spike of the cell from the pulse to 10 ms after
+        b = DROP_PULSE_MS[1] - DROP_PULSE_MS[0]
+        return not bool(np.any((spikes >= t_ms - 1.0) & (spikes < t_ms + b + 10.0)))
+    if kind == "extra_spike":
+        return bool(np.any((spikes >= t_ms - 1.0) & (spikes < t_ms + 10.0)))
+    return not bool(np.any(np.abs(spikes - t_ms) <= 5.0))
+
+
+def pulse_spike_change(kind: str, t_ms: float, truth_spikes: np.ndarray, spikes: np.ndarray) -> int:
+    """Spikes of the perturbed cell minus spikes of the truth next to the pulse: in [t - 1, t + 20) ms for
+    ``extra_spike`` (1 for one extra spike, more for a burst), in [t - 10, t + 10) ms for ``drop_spike``
+    (-1 for the one spike suppressed; 0 if it was only moved), from 1 ms before to 20 ms after the pulse
+    for ``hyperpolarise``."""
+    a, b = {"extra_spike": (t_ms - 1.0, t_ms + 20.0), "drop_spike": (t_ms - 10.0, t_ms + 10.0),
+            "hyperpolarise": (t_ms - 1.0, t_ms + DROP_PULSE_MS[1] - DROP_PULSE_MS[0] + 20.0)}[kind]
+
+    def count(x):
+        x = np.asarray(x, float)
+        return int(np.sum((x >= a) & (x < b)))
+
+    return count(spikes) - count(truth_spikes)
 
 
 def error_makeup(v_true: list, v_pred: list, start_ms: float, v_clip_mV: float) -> dict[str, float]:
@@ -289,8 +379,18 @@ def main(argv=None) -> int:
             continue
         # the perturbation's seed depends on the condition, not on its place in the list
         rng = np.random.default_rng([args.seed, KINDS.index(kind), int(round(size * 1e6))])
+        pulse_ms, truth = None, ref
         if kind in NOISE_TAU_MS:
             tables = [(ev, noise_current(kind, size, int(duration), rng)) for ev in ref.events]
+        elif kind in PULSE_KINDS:  # only the trials with a moment for the pulse are run and scored
+            pulses = [spike_pulse(kind, size, int(duration), sp, args.skip_ms, rng) for sp in ref.spike_times_ms]
+            placed = [k for k, (_, t) in enumerate(pulses) if np.isfinite(t)]
+            if not placed:
+                print(f"{name}: no trial has a moment for the pulse; skipped", file=sys.stderr)
+                continue
+            truth = ref.subset(placed)
+            tables = [(ref.events[k], pulses[k][0]) for k in placed]
+            pulse_ms = [pulses[k][1] for k in placed]
         else:
             tables = [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, len(spec.synapses), rng)
                       for ev in ref.events]
@@ -302,8 +402,21 @@ def main(argv=None) -> int:
             res = run_neuron(cell.to_dict(), tables, duration, args.workers)
         wall = time.perf_counter() - t0
         v = [np.minimum(r[0], args.v_clip_mV) for r in res]
-        m = scores(ref, v, [r[1] for r in res], [r[2] for r in res], args.skip_ms, windows, args.v_clip_mV)
+        m = scores(truth, v, [r[1] for r in res], [r[2] for r in res], args.skip_ms, windows, args.v_clip_mV)
         rows.append({"condition": name, **m, "wall_s": wall})
+        if pulse_ms is not None:
+            rows[-1].update(pulse_ms=pulse_ms, trials_scored=[int(trials[k]) for k in placed],
+                            pulse_effective=float(np.mean([pulse_effective(kind, t, st, r[2]) for t, st, r in
+                                                           zip(pulse_ms, truth.spike_times_ms, res)])),
+                            pulse_spike_change=float(np.mean([pulse_spike_change(kind, t, st, r[2]) for t, st, r in
+                                                              zip(pulse_ms, truth.spike_times_ms, res)])))
+            ok = np.array([pulse_effective(kind, t, st, r[2])
+                           for t, st, r in zip(pulse_ms, truth.spike_times_ms, res)])
+            for part, sel in (("effective", np.flatnonzero(ok)), ("ineffective", np.flatnonzero(~ok))):
+                if sel.size:  # the same scores on the trials where the pulse did / did not make its error
+                    rows[-1][part] = {"n_trials": int(sel.size), **scores(
+                        truth.subset(sel), [v[k] for k in sel], [res[k][1] for k in sel], [res[k][2] for k in sel],
+                        args.skip_ms, windows, args.v_clip_mV)}
         print(json.dumps(rows[-1]), flush=True)
         write_outputs(Path(args.out), rows, vars(args), key)  # a finished condition is kept if a later one fails
     if args.model:
@@ -338,8 +451,10 @@ def previous_rows(path: Path, key: dict) -> dict[str, dict]:
         return {}
     if old.get("key") != key:
         return {}
-    return {r["condition"]: r for r in old.get("rows", [])  # rows from before the error bands are redone
-            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r}
+    return {r["condition"]: r for r in old.get("rows", [])  # rows from before the error bands are redone,
+            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r  # pulse rows from
+            and ("pulse_ms" not in r or "trials_scored" in r and ("effective" in r or "ineffective" in r))}
+            # before the effective/ineffective split too
 
 
 def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
@@ -375,6 +490,18 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
                 f2 = 2 * w["precision_2ms"] * w["recall_2ms"] / max(w["precision_2ms"] + w["recall_2ms"], 1e-12)
                 cells.append(f"{w['f1_10ms']:.3f} / {f2:.3f} / {w['r_sub']:.3f}")
             lines.append(f"| {r['condition']} | " + " | ".join(cells) + " |")
+    pulsed = [r for r in rows if "pulse_effective" in r]
+    if pulsed:
+        lines += ["", "One-spike-error pulses (only the trials with a moment for the pulse are scored):", ""]
+        for r in pulsed:
+            lines.append(f"- {r['condition']}: {len(r['pulse_ms'])} trials; the pulse made its error in "
+                         f"{r['pulse_effective']:.0%} of them; spikes next to the pulse changed by "
+                         f"{r['pulse_spike_change']:+.2f} on average")
+            for part in ("effective", "ineffective"):
+                if part in r:
+                    w = "; ".join(f"{x['start_ms']:g}-{x['end_ms']:g} ms {x['f1_10ms']:.3f}" for x in r[part]["windows"])
+                    lines.append(f"  - {part} ({r[part]['n_trials']} trials): F1 +-10 ms {r[part]['f1_10ms']:.3f}"
+                                 + (f"; by window {w}" if w else ""))
     write_text(out / "reliability.md", "\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for r in rows:

@@ -155,3 +155,50 @@ def test_unknown_truth_is_refused_by_the_parser(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--morphology", "x.asc", "--truth", "neuron",
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--truth" in proc.stderr
+
+
+def test_spike_pulses_aim_at_a_quiet_moment_or_an_isolated_spike():
+    rng = np.random.default_rng(0)
+    spikes = np.array([310.0, 420.0, 440.0, 465.5, 900.0])
+    for _ in range(50):  # an extra spike's pulse lies >= QUIET_MS from every spike of the truth
+        i, t = rel.spike_pulse("extra_spike", 2.0, 2000, spikes, 300.0, rng)
+        assert 300 <= t < 300 + rel.PULSE_SPAN_MS and t == int(t)
+        a, b = rel.EXTRA_PULSE_MS
+        assert np.abs(spikes - (t + (a + b) / 2)).min() >= rel.QUIET_MS + (b - a) / 2
+        assert np.flatnonzero(i).tolist() == list(range(int(t) + a, int(t) + b)) and np.all(i[i != 0] == 2.0)
+    picks = {rel.spike_pulse("drop_spike", 1.5, 2000, spikes, 300.0, rng)[1] for _ in range(50)}
+    assert picks == {310.0}  # 420, 440 and 465.5 lie within 30 ms of each other, 900 lies beyond the span
+    i, t = rel.spike_pulse("drop_spike", 1.5, 2000, spikes, 300.0, rng)
+    a, b = rel.DROP_PULSE_MS
+    assert np.flatnonzero(i).tolist() == list(range(310 + a, 310 + b)) and np.all(i[i != 0] == -1.5)
+    # no moment: no current and NaN (the trial is then left out)
+    crowded = np.arange(250.0, 560.0, 20.0)
+    for kind in rel.PULSE_KINDS:
+        i, t = rel.spike_pulse(kind, 1.0, 2000, crowded, 300.0, rng)
+        assert np.isnan(t) and not i.any()
+    assert rel.parse_condition("extra_spike:2") == ("extra_spike", 2.0)
+
+
+def test_pulse_effects_are_counted_next_to_the_pulse():
+    truth = np.array([100.0, 400.0])
+    assert rel.pulse_effective("extra_spike", 200.0, truth, [100.0, 199.5, 400.0])  # the ramp's ms before counts
+    assert not rel.pulse_effective("extra_spike", 200.0, truth, [100.0, 215.0, 400.0])
+    assert rel.pulse_spike_change("extra_spike", 200.0, truth, [100.0, 201.0, 206.0, 400.0]) == 2  # a burst
+    assert rel.pulse_effective("drop_spike", 400.0, truth, [100.0, 407.0])
+    assert not rel.pulse_effective("drop_spike", 400.0, truth, [100.0, 403.0])  # moved by 3 ms: not dropped
+    assert rel.pulse_spike_change("drop_spike", 400.0, truth, [100.0]) == -1
+    assert not rel.pulse_effective("extra_spike", float("nan"), truth, truth)
+
+
+def test_the_hyperpolarising_control_lies_where_no_spike_is_and_changes_none():
+    rng = np.random.default_rng(2)
+    spikes = np.array([310.0, 700.0])
+    a, b = rel.DROP_PULSE_MS
+    for _ in range(30):
+        i, t = rel.spike_pulse("hyperpolarise", 1.0, 2000, spikes, 300.0, rng)
+        on = np.flatnonzero(i)
+        assert on.tolist() == list(range(int(t), int(t) + b - a)) and np.all(i[on] == -1.0)
+        assert np.abs(spikes - (t + (b - a) / 2)).min() >= rel.QUIET_MS + (b - a) / 2
+    assert rel.pulse_effective("hyperpolarise", 400.0, spikes, spikes)
+    assert not rel.pulse_effective("hyperpolarise", 400.0, spikes, [310.0, 420.0, 700.0])  # rebound spike
+    assert rel.pulse_spike_change("hyperpolarise", 400.0, spikes, [310.0, 420.0, 700.0]) == 1
