@@ -151,12 +151,12 @@ def spike_pulse(kind: str, size: float, n_ms: int, spikes_ms: np.ndarray, start_
                 rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """A somatic current (nA, one sample per ms, ``n_ms`` samples) that makes one spike error, and the
     time it aims at (ms; NaN and a zero current if the trial has no suitable moment).
-    ``hyperpolarise``: -``size`` nA as long as ``DROP_PULSE_MS``, placed as ``extra_spike``'s pulse.
 
     ``extra_spike``: +``size`` nA over ``EXTRA_PULSE_MS`` from a moment drawn uniformly among the whole
     ms in [start, start + ``PULSE_SPAN_MS``) that lie ``QUIET_MS`` or more from every spike of the truth
     (``spikes_ms``). ``drop_spike``: -``size`` nA over ``DROP_PULSE_MS`` around a spike of the truth
     drawn among those in that span with no other spike within ``QUIET_MS``; returns that spike's time.
+    ``hyperpolarise``: -``size`` nA as long as ``DROP_PULSE_MS``, placed as ``extra_spike``'s pulse.
     """
     spikes_ms = np.asarray(spikes_ms, float)
     i = np.zeros(n_ms)
@@ -405,13 +405,11 @@ def main(argv=None) -> int:
         m = scores(truth, v, [r[1] for r in res], [r[2] for r in res], args.skip_ms, windows, args.v_clip_mV)
         rows.append({"condition": name, **m, "wall_s": wall})
         if pulse_ms is not None:
+            made = list(zip(pulse_ms, truth.spike_times_ms, [r[2] for r in res]))
+            ok = np.array([pulse_effective(kind, *x) for x in made])
             rows[-1].update(pulse_ms=pulse_ms, trials_scored=[int(trials[k]) for k in placed],
-                            pulse_effective=float(np.mean([pulse_effective(kind, t, st, r[2]) for t, st, r in
-                                                           zip(pulse_ms, truth.spike_times_ms, res)])),
-                            pulse_spike_change=float(np.mean([pulse_spike_change(kind, t, st, r[2]) for t, st, r in
-                                                              zip(pulse_ms, truth.spike_times_ms, res)])))
-            ok = np.array([pulse_effective(kind, t, st, r[2])
-                           for t, st, r in zip(pulse_ms, truth.spike_times_ms, res)])
+                            pulse_effective=float(ok.mean()),
+                            pulse_spike_change=float(np.mean([pulse_spike_change(kind, *x) for x in made])))
             for part, sel in (("effective", np.flatnonzero(ok)), ("ineffective", np.flatnonzero(~ok))):
                 if sel.size:  # the same scores on the trials where the pulse did / did not make its error
                     rows[-1][part] = {"n_trials": int(sel.size), **scores(
@@ -451,10 +449,10 @@ def previous_rows(path: Path, key: dict) -> dict[str, dict]:
         return {}
     if old.get("key") != key:
         return {}
-    return {r["condition"]: r for r in old.get("rows", [])  # rows from before the error bands are redone,
-            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r  # pulse rows from
-            and ("pulse_ms" not in r or "trials_scored" in r and ("effective" in r or "ineffective" in r))}
-            # before the effective/ineffective split too
+    # redone: rows from before the error bands, and pulse rows from before the effective/ineffective split
+    return {r["condition"]: r for r in old.get("rows", [])
+            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r
+            and ("pulse_ms" not in r or "effective" in r or "ineffective" in r)}
 
 
 def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:

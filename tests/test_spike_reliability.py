@@ -202,3 +202,13 @@ def test_the_hyperpolarising_control_lies_where_no_spike_is_and_changes_none():
     assert rel.pulse_effective("hyperpolarise", 400.0, spikes, spikes)
     assert not rel.pulse_effective("hyperpolarise", 400.0, spikes, [310.0, 420.0, 700.0])  # rebound spike
     assert rel.pulse_spike_change("hyperpolarise", 400.0, spikes, [310.0, 420.0, 700.0]) == 1
+
+
+def test_pulse_rows_from_before_the_effective_split_are_redone(tmp_path):
+    key = {"trials": [0], "seed": 0}
+    rows = [{"condition": "extra_spike:2", "rms_near_threshold_mV": 1.0, "pulse_ms": [400.0]},
+            {"condition": "extra_spike:1", "rms_near_threshold_mV": 1.0, "pulse_ms": [400.0],
+             "effective": {"n_trials": 1}}]
+    path = tmp_path / "reliability.json"
+    path.write_text(json.dumps({"key": key, "rows": rows}))
+    assert list(rel.previous_rows(path, key)) == ["extra_spike:1"]
