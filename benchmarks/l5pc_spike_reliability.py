@@ -316,15 +316,23 @@ def main(argv=None) -> int:
     ap.add_argument("--v-clip-mV", type=float, default=-55.0, help="clip the perturbed soma voltage here, mV")
     ap.add_argument("--workers", type=int, default=2, help="NEURON processes (default 2)")
     ap.add_argument("--model", default="", help="also score this surrogate (name or path) on the same trials")
-    ap.add_argument("--truth", choices=TRUTHS, default="reference",
+    ap.add_argument("--truth", choices=TRUTHS, default=None,
                     help="score against the reference recordings (default) or against our cell on the reference "
                     "events started from its steady state (then every perturbed cell starts there too)")
+    ap.add_argument("--data", default="",
+                    help="a hay-l5pc dataset of 'neurosurrogate simulate' (trials from the steady state) to use "
+                    "instead of the reference: its recordings are the truth, its trials' events the input")
     ap.add_argument("--out", default="", help="output folder (default: docs/experiments/l5pc_spike_reliability, "
-                    "with --truth steady_start ..._steady_start)")
+                    "with --truth steady_start ..._steady_start, with --data ..._data)")
     args = ap.parse_args(argv)
+    if args.data and args.truth == "reference":
+        print("error: --data: its trials are scored against their own recordings (from the steady state); "
+              "--truth reference applies to the reference file only", file=sys.stderr)
+        return 2
+    args.truth = args.truth or ("steady_start" if args.data else "reference")
     if not args.out:
-        args.out = str(REPO / "docs/experiments" / ("l5pc_spike_reliability" + (
-            "" if args.truth == "reference" else "_steady_start")))
+        suffix = "_data" if args.data else ("" if args.truth == "reference" else "_steady_start")
+        args.out = str(REPO / "docs/experiments" / ("l5pc_spike_reliability" + suffix))
     try:
         conditions = [parse_condition(c) for c in args.conditions.split(",") if c.strip()]
         if not conditions:
@@ -337,7 +345,7 @@ def main(argv=None) -> int:
         from neurosurrogate.biophys.hay import HayCell
         from neurosurrogate.evaluate.reference import load_reference_bombardment
 
-        ref = load_reference_bombardment(args.reference)
+        ref = load_data(args.data) if args.data else load_reference_bombardment(args.reference)
         trials = np.arange(ref.n_trials)
         if args.trials.strip():
             try:
@@ -350,7 +358,8 @@ def main(argv=None) -> int:
         if windows and windows[-1] > ref.v_mV.shape[1]:
             raise ValueError(f"--windows-ms: the last edge {windows[-1]:g} lies beyond the trials' "
                              f"{ref.v_mV.shape[1]} ms")
-        spec = HayCell(morphology=args.morphology, prerun=False, v_init_mV=-80.0)
+        spec = (data_cell(ref, args.morphology) if args.data
+                else HayCell(morphology=args.morphology, prerun=False, v_init_mV=-80.0))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -358,10 +367,13 @@ def main(argv=None) -> int:
 
     duration = float(ref.v_mV.shape[1])
     key = {"trials": trials.tolist(), "seed": args.seed, "skip_ms": args.skip_ms, "v_clip_mV": args.v_clip_mV,
-           "windows_ms": windows,
-           "reference": str(Path(args.reference).resolve())}
+           "windows_ms": windows}
+    if args.data:  # the dataset's recordings are the truth: its trials start from the steady state
+        key.update(data=str(Path(args.data).resolve()), data_hash=ref.content_hash)
+    else:
+        key["reference"] = str(Path(args.reference).resolve())
     truth_runs = None
-    if args.truth == "steady_start":
+    if args.truth == "steady_start" and not args.data:
         key["truth"] = "steady_start"
         spec = spec.replace(prerun=True)
     done = previous_rows(Path(args.out) / "reliability.json", key)
@@ -430,6 +442,27 @@ def main(argv=None) -> int:
     return 0
 
 
+def load_data(path: str):
+    """A ``hay-l5pc`` dataset of ``neurosurrogate simulate`` whose trials start from the steady state
+    (DatasetError, a ValueError, naming ``--data`` otherwise)."""
+    from neurosurrogate.data.dataset import DatasetError, load_dataset
+
+    ds = load_dataset(path)
+    if ds.v_dend_mV is None or "morphology" not in ds.cell:
+        raise DatasetError(f"--data {path}: not a hay-l5pc dataset (no morphology, no dendritic recordings)")
+    if not ds.cell.get("prerun", True):
+        raise DatasetError(f"--data {path}: its trials start at {ds.cell.get('v_init_mV')} mV without a pre-run; "
+                           "this experiment needs trials from the steady state (the simulate default)")
+    return ds
+
+
+def data_cell(ds, morphology: str):
+    """The dataset's cell (its configuration as generated), on the morphology file ``morphology``."""
+    from neurosurrogate.biophys.cells import cell_from_dict
+
+    return cell_from_dict({**ds.cell, "morphology": morphology})
+
+
 def steady_truth(ref, runs: list[tuple]):
     """The reference dataset with its recordings replaced by our cell's ``runs`` on the same events
     (soma voltage, dendritic voltages, spike times per trial)."""
@@ -470,7 +503,8 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
     write_text(out / "reliability.json", json.dumps({"args": args, "key": key, "rows": rows}, indent=1))
     head = ("| condition | P / R +-10 ms | F1 | P / R +-2 ms | median abs shift (ms) | r sub | r away 5 ms "
             "| dend r 400/700 | RMS error slow / fast / near threshold (mV) | slope |")
-    truth = ("the reference recordings" if args.get("truth", "reference") == "reference"
+    truth = (f"the recordings of {args['data']} (our cell from its steady state)" if args.get("data")
+             else "the reference recordings" if args.get("truth", "reference") == "reference"
              else "our cell on the reference events, started from its steady state")
     lines = [f"Scored against {truth}.", "", head, "|" + "---|" * 10]
     for r in rows:

@@ -212,3 +212,45 @@ def test_pulse_rows_from_before_the_effective_split_are_redone(tmp_path):
     path = tmp_path / "reliability.json"
     path.write_text(json.dumps({"key": key, "rows": rows}))
     assert list(rel.previous_rows(path, key)) == ["extra_spike:1"]
+
+
+def test_data_is_scored_against_its_own_recordings_not_the_reference(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--morphology", "x.asc", "--data", "d.h5", "--truth",
+                           "reference", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--data" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--morphology", "x.asc", "--data", str(tmp_path / "none.h5"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.neuron
+def test_a_dataset_from_the_steady_state_is_its_own_exact_truth(tmp_path):
+    """--data: the unperturbed cell, rebuilt from the dataset's configuration on the given morphology,
+    reproduces the dataset's recordings exactly (F1 1, r 1); a dataset that starts at -80 mV is refused."""
+    from conftest import SHARED
+
+    morph = SHARED / "hay2011" / "cell1.asc"
+    if not morph.exists():
+        pytest.skip(f"no Hay 2011 morphology in {morph.parent}")
+    sim = [sys.executable, "-m", "neurosurrogate.cli", "simulate", "--cell", "hay-l5pc", "--morphology", str(morph),
+           "--trials", "1", "--duration-ms", "400", "--protocol", "mixed", "--option", "exc_rate_range_Hz=3000,9000",
+           "--option", "p_quiet=0", "--seed", "5", "--workers", "1", "--quiet"]
+    for extra, name in (([], "steady.h5"), (["--v-init-mV", "-80", "--no-prerun"], "cold.h5")):
+        r = subprocess.run([*sim, *extra, "--out", str(tmp_path / name)], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+    base = [sys.executable, str(SCRIPT), "--morphology", str(morph), "--conditions", "none", "--skip-ms", "50",
+            "--windows-ms", "", "--workers", "1", "--v-clip-mV", "100"]  # no clip: the voltages compare raw
+    cold = subprocess.run([*base, "--data", str(tmp_path / "cold.h5"), "--out", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=600)
+    assert cold.returncode == 2 and "steady state" in cold.stderr and "Traceback" not in cold.stderr
+    ok = subprocess.run([*base, "--data", str(tmp_path / "steady.h5"), "--out", str(tmp_path / "s")],
+                        capture_output=True, text=True, timeout=600)
+    assert ok.returncode == 0, ok.stderr
+    out = json.loads((tmp_path / "s" / "reliability.json").read_text())
+    row = out["rows"][0]
+    assert out["key"]["data_hash"] and "reference" not in out["key"]
+    assert row["n_spikes_true"] > 0  # the test means something only if the truth spikes
+    assert row["f1_10ms"] == 1.0 and row["median_abs_shift_ms"] < 1e-3 and row["r_sub"] > 0.9999
+    assert row["rms_slow_mV"] < 1e-3 and row["rms_fast_mV"] < 1e-3
+    assert "steady.h5" in (tmp_path / "s" / "reliability.md").read_text()
