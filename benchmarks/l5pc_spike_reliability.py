@@ -39,7 +39,10 @@ Besides the evaluate command's scores, every row says how its error of the clipp
 spikes clipped in both) is made (:func:`error_makeup`): RMS split at 51 ms into ``rms_slow_mV`` (the error's
 51 ms moving mean) and ``rms_fast_mV`` (the rest), the split of ``l5pc_voltage_error.py``; RMS where the cell
 is within 5 mV of the clip (``rms_near_threshold_mV``, where spikes are decided); and the ``slope`` of the
-prediction on the cell (1: an error independent of the cell's voltage; < 1: excursions shrunk).
+prediction on the cell (1: an error independent of the cell's voltage; < 1: excursions shrunk). ``by_order``
+scores the spikes by their order after the scoring start (:func:`order_scores`): in trials from the steady
+state scored from 0 ms, the first spikes follow from the input alone, the later ones also from the spikes
+before them, so a model's precision on first spikes is free of its own earlier errors.
 
 The perturbed cell's soma voltage is clipped at ``--v-clip-mV`` (-55, as the shipped surrogate's) before
 scoring, so a spike the reference does not have costs in r what it costs a surrogate. With ``--model``
@@ -286,6 +289,42 @@ def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: li
     out.update(error_makeup(list(truth.v_mV), v_pred, skip_ms, v_clip_mV))
     out["windows"] = [{"start_ms": a, "end_ms": b, **row_of(score(truth, v_pred, dend_pred, spikes_pred, a, b))}
                       for a, b in zip(windows_ms[:-1], windows_ms[1:])]
+    out["by_order"] = order_scores(truth.spike_times_ms, spikes_pred, skip_ms)
+    return out
+
+
+ORDER_GROUPS = ((1, 1), (2, 2), (3, 3), (4, 7), (8, 10 ** 9))  # spike ordinals after the scoring start
+
+
+def order_scores(truth_spikes: list, pred_spikes: list, start_ms: float) -> list[dict]:
+    """Recall and precision at +-10 and +-2 ms by the spike's order after ``start_ms`` in its trial
+    (``ORDER_GROUPS``: the 1st, 2nd, 3rd, 4th-7th, 8th and later spike): the recall of the truth's k-th
+    spikes, the precision of the prediction's k-th spikes (matched one-to-one over the whole trial, as
+    the evaluate command's scores). The first spikes of a trial that starts from rest follow from the input
+    alone; the later ones also from the spikes before them, which an error changes in the cell itself."""
+    from neurosurrogate.evaluate.metrics import match_spikes
+
+    out = []
+    hits = {w: ([], []) for w in (10.0, 2.0)}  # window -> (per true spike: (order, matched), per pred spike)
+    for st, sp in zip(truth_spikes, pred_spikes):
+        st = np.sort(np.asarray(st, float))
+        sp = np.sort(np.asarray(sp, float))
+        st, sp = st[st >= start_ms], sp[sp >= start_ms]
+        for w, (ht, hp) in hits.items():
+            it, ip = match_spikes(st, sp, w)
+            mt, mp = np.zeros(st.size, bool), np.zeros(sp.size, bool)
+            mt[it], mp[ip] = True, True
+            ht.extend(zip(range(1, st.size + 1), mt))
+            hp.extend(zip(range(1, sp.size + 1), mp))
+    for lo, hi in ORDER_GROUPS:
+        g = {"order": f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10 ** 9 else f">={lo}")}
+        for w, (ht, hp) in hits.items():
+            t = [m for k, m in ht if lo <= k <= hi]
+            q = [m for k, m in hp if lo <= k <= hi]
+            g[f"recall_{w:g}ms"] = float(np.mean(t)) if t else float("nan")
+            g[f"precision_{w:g}ms"] = float(np.mean(q)) if q else float("nan")
+        g["n_true"], g["n_pred"] = len(t), len(q)
+        out.append(g)
     return out
 
 
@@ -522,6 +561,15 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
                 f2 = 2 * w["precision_2ms"] * w["recall_2ms"] / max(w["precision_2ms"] + w["recall_2ms"], 1e-12)
                 cells.append(f"{w['f1_10ms']:.3f} / {f2:.3f} / {w['r_sub']:.3f}")
             lines.append(f"| {r['condition']} | " + " | ".join(cells) + " |")
+    if rows and rows[-1].get("by_order"):
+        groups = [g["order"] for g in rows[-1]["by_order"]]
+        lines += ["", "By the spike's order after the scoring start (recall / precision at +-10 ms; at +-2 ms):", "",
+                  "| condition | " + " | ".join(f"spike {g}" for g in groups) + " |", "|---" * (len(groups) + 1) + "|"]
+        for r in rows:
+            if r.get("by_order"):
+                lines.append(f"| {r['condition']} | " + " | ".join(
+                    f"{g['recall_10ms']:.2f} / {g['precision_10ms']:.2f}; {g['recall_2ms']:.2f} / {g['precision_2ms']:.2f}"
+                    for g in r["by_order"]) + " |")
     pulsed = [r for r in rows if "pulse_effective" in r]
     if pulsed:
         lines += ["", "One-spike-error pulses (only the trials with a moment for the pulse are scored):", ""]

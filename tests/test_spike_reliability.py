@@ -254,3 +254,16 @@ def test_a_dataset_from_the_steady_state_is_its_own_exact_truth(tmp_path):
     assert row["f1_10ms"] == 1.0 and row["median_abs_shift_ms"] < 1e-3 and row["r_sub"] > 0.9999
     assert row["rms_slow_mV"] < 1e-3 and row["rms_fast_mV"] < 1e-3
     assert "steady.h5" in (tmp_path / "s" / "reliability.md").read_text()
+
+
+def test_spikes_are_scored_by_their_order_in_the_trial():
+    truth = [np.array([50.0, 100.0, 150.0, 200.0, 250.0]), np.array([20.0, 400.0])]
+    pred = [np.array([51.0, 105.0, 300.0]), np.array([60.0, 401.5, 600.0])]
+    g = {x["order"]: x for x in rel.order_scores(truth, pred, start_ms=30.0)}
+    # trial 0 from 30 ms: truth 1st..5th = 50..250 (1st matched at 1 ms, 2nd at 5 ms); trial 1: 20 ms is before
+    # the start, so 400 is its 1st (matched at 1.5 ms); 60 ms is trial 1's first prediction and matches nothing
+    assert g["1"]["recall_10ms"] == 1.0 and g["1"]["recall_2ms"] == 1.0 and g["1"]["n_true"] == 2
+    assert g["2"]["recall_10ms"] == 1.0 and g["2"]["recall_2ms"] == 0.0
+    assert g["3"]["recall_10ms"] == 0.0 and g["4-7"]["n_true"] == 2 and g["4-7"]["recall_10ms"] == 0.0
+    assert g["1"]["precision_10ms"] == 0.5 and g["2"]["precision_10ms"] == 1.0 and g["3"]["precision_10ms"] == 0.0
+    assert g[">=8"]["n_true"] == 0 and np.isnan(g[">=8"]["recall_10ms"])
