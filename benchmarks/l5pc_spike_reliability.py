@@ -417,7 +417,7 @@ def main(argv=None) -> int:
         spec = spec.replace(prerun=True)
     done = previous_rows(Path(args.out) / "reliability.json", key)
     names = [f"{kind}:{size:g}" if size else kind for kind, size in conditions]
-    if args.truth == "steady_start" and (args.model or any(n not in done for n in names)):
+    if args.truth == "steady_start" and not args.data and (args.model or any(n not in done for n in names)):
         t0 = time.perf_counter()  # only if something is scored against it: reused rows need no truth
         truth_runs = run_neuron(spec.to_dict(), list(ref.events), duration, args.workers)
         print(f"truth: our cell on the reference events from its steady state ({time.perf_counter() - t0:.0f} s)",
