@@ -360,4 +360,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from neurosurrogate.biophys.generate import sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():  # `kill PID` ends the NEURON workers too, as Ctrl-C does
+            main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -601,4 +601,12 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurosurrogate.biophys.generate import sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():  # `kill PID` ends the NEURON workers too, as Ctrl-C does
+            code = main()
+    except KeyboardInterrupt:
+        print("interrupted (finished conditions are kept in --out)", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -156,6 +158,51 @@ def test_stop_pool_ends_running_workers_at_once(tmp_path):
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(script)], check=True, timeout=120)
     assert time.perf_counter() - t0 < 20.0  # the workers sleep 30 s per task
+
+
+_TERMINATED_POOL = """
+import sys, time
+from neurosurrogate.biophys.generate import sigterm_as_interrupt, spawn_pool
+if __name__ == "__main__":
+    try:
+        with sigterm_as_interrupt(), spawn_pool(2) as pool:
+            futures = [pool.submit(time.sleep, 30.0) for _ in range(4)]
+            time.sleep(2.0)
+            print(*pool._processes, flush=True)  # the worker pids
+            futures[0].result()
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "zombie" not in state
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the workers")
+def test_sigterm_ends_the_workers_of_a_spawn_pool(tmp_path):
+    """``kill PID`` of a run inside sigterm_as_interrupt (simulate, the NEURON benchmarks) ends its
+    spawned workers too, instead of leaving them running as orphans."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "terminated.py"
+    script.write_text(_TERMINATED_POOL)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in proc.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 130
+    for _ in range(50):
+        if not any(_alive(p) for p in pids):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
 
 
 def test_map_chunks_keeps_order_and_raises_worker_errors():

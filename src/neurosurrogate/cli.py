@@ -179,26 +179,17 @@ def cmd_simulate(args) -> int:
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise CLIError(f"--out {out}: a dataset (--trials) is written as HDF5, {out.suffix or 'no suffix'!r} "
                        "is not supported; use a .h5 suffix")
-    import signal
-
-    from neurosurrogate.biophys.generate import generate_dataset
+    from neurosurrogate.biophys.generate import generate_dataset, sigterm_as_interrupt
     from neurosurrogate.biophys.hay import MorphologyError
     from neurosurrogate.data.dataset import DatasetError
 
     opts = _kv_list(args.option, "--option")
-
-    def _terminate(signum, frame):  # `kill PID`: stop like Ctrl-C, keeping the finished trials
-        raise KeyboardInterrupt
-
     t = time.perf_counter()
-    import threading
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    old_term = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        generate_dataset(out, cell, args.trials, args.duration_ms, args.seed, protocol=args.protocol,
-                         protocol_options=opts, workers=args.workers, progress=not args.quiet,
-                         reuse=args.reuse)
+        with sigterm_as_interrupt():  # `kill PID`: stop like Ctrl-C, keeping the finished trials
+            generate_dataset(out, cell, args.trials, args.duration_ms, args.seed, protocol=args.protocol,
+                             protocol_options=opts, workers=args.workers, progress=not args.quiet,
+                             reuse=args.reuse)
     except MorphologyError as exc:
         raise CLIError(f"--morphology: {exc}") from None
     except (DatasetError, TypeError, ValueError) as exc:
@@ -206,9 +197,6 @@ def cmd_simulate(args) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are kept; run the same command again to resume", file=sys.stderr)
         return 130
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, old_term)
     el = time.perf_counter() - t
     print(f"wrote {out}: {args.trials} trials x {args.duration_ms:g} ms in {el:.1f} s")
     if args.plot:

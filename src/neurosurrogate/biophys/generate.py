@@ -42,6 +42,28 @@ from neurosurrogate.data.io import atomic_path, provenance
 from neurosurrogate.inputs import EventTable, protocol_events
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM (``kill PID``) raises KeyboardInterrupt as Ctrl-C does, so that a
+    :func:`spawn_pool` ends its workers instead of leaving them running as orphans. Only in the main
+    thread (elsewhere the block runs unchanged); the previous handler is restored on exit."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel the tasks that have not started and end the worker processes now.
 
