@@ -299,9 +299,10 @@ ORDER_GROUPS = ((1, 1), (2, 2), (3, 3), (4, 7), (8, 10 ** 9))  # spike ordinals 
 def order_scores(truth_spikes: list, pred_spikes: list, start_ms: float) -> list[dict]:
     """Recall and precision at +-10 and +-2 ms by the spike's order after ``start_ms`` in its trial
     (``ORDER_GROUPS``: the 1st, 2nd, 3rd, 4th-7th, 8th and later spike): the recall of the truth's k-th
-    spikes, the precision of the prediction's k-th spikes (matched one-to-one over the whole trial, as
-    the evaluate command's scores). The first spikes of a trial that starts from rest follow from the input
-    alone; the later ones also from the spikes before them, which an error changes in the cell itself."""
+    spikes, the precision of the prediction's k-th spikes (both matched one-to-one over the trial's part from
+    ``start_ms`` on, as the evaluate command's scores). The first spikes of a trial that starts from rest
+    follow from the input alone; the later ones also from the spikes before them, which an error changes in
+    the cell itself."""
     from neurosurrogate.evaluate.metrics import match_spikes
 
     out = []
