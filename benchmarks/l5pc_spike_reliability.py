@@ -42,7 +42,8 @@ is within 5 mV of the clip (``rms_near_threshold_mV``, where spikes are decided)
 prediction on the cell (1: an error independent of the cell's voltage; < 1: excursions shrunk). ``by_order``
 scores the spikes by their order after the scoring start (:func:`order_scores`): in trials from the steady
 state scored from 0 ms, the first spikes follow from the input alone, the later ones also from the spikes
-before them, so a model's precision on first spikes is free of its own earlier errors.
+before them, so a model's precision on first spikes is free of its own earlier errors. ``by_gap`` scores them
+by the time since the same train's previous spike (:func:`gap_scores`).
 
 The perturbed cell's soma voltage is clipped at ``--v-clip-mV`` (-55, as the shipped surrogate's) before
 scoring, so a spike the reference does not have costs in r what it costs a surrogate. With ``--model``
@@ -290,35 +291,35 @@ def scores(truth, v_pred, dend_pred, spikes_pred, skip_ms: float, windows_ms: li
     out["windows"] = [{"start_ms": a, "end_ms": b, **row_of(score(truth, v_pred, dend_pred, spikes_pred, a, b))}
                       for a, b in zip(windows_ms[:-1], windows_ms[1:])]
     out["by_order"] = order_scores(truth.spike_times_ms, spikes_pred, skip_ms)
+    out["by_gap"] = gap_scores(truth.spike_times_ms, spikes_pred, skip_ms)
     return out
 
 
-ORDER_GROUPS = ((1, 1), (2, 2), (3, 3), (4, 7), (8, 10 ** 9))  # spike ordinals after the scoring start
+ORDER_GROUPS = ((1, 1), (2, 2), (3, 3), (4, 7), (8, np.inf))  # spike ordinals after the scoring start
+GAP_GROUPS_MS = ((0, 20), (20, 50), (50, 150), (150, 500), (500, np.inf))  # ms since the train's previous spike
 
 
-def order_scores(truth_spikes: list, pred_spikes: list, start_ms: float) -> list[dict]:
-    """Recall and precision at +-10 and +-2 ms by the spike's order after ``start_ms`` in its trial
-    (``ORDER_GROUPS``: the 1st, 2nd, 3rd, 4th-7th, 8th and later spike): the recall of the truth's k-th
-    spikes, the precision of the prediction's k-th spikes (both matched one-to-one over the trial's part from
-    ``start_ms`` on, as the evaluate command's scores). The first spikes of a trial that starts from rest
-    follow from the input alone; the later ones also from the spikes before them, which an error changes in
-    the cell itself."""
+def _grouped(truth_spikes: list, pred_spikes: list, start_ms: float, feature, groups, label) -> list[dict]:
+    """Recall and precision at +-10 and +-2 ms of the spikes from ``start_ms`` on (matched one-to-one per
+    trial, as the evaluate command's scores), grouped by ``feature(train, scored)``: a value per scored
+    spike of a train (the truth's for recall, the prediction's for precision), in the ``groups`` [lo, hi]
+    named by ``label(lo, hi)``."""
     from neurosurrogate.evaluate.metrics import match_spikes
 
-    out = []
-    hits = {w: ([], []) for w in (10.0, 2.0)}  # window -> (per true spike: (order, matched), per pred spike)
+    hits = {w: ([], []) for w in (10.0, 2.0)}  # window -> (per true spike: (feature, matched), per pred spike)
     for st, sp in zip(truth_spikes, pred_spikes):
-        st = np.sort(np.asarray(st, float))
-        sp = np.sort(np.asarray(sp, float))
+        st, sp = np.sort(np.asarray(st, float)), np.sort(np.asarray(sp, float))
+        ft, fp = feature(st, st >= start_ms), feature(sp, sp >= start_ms)
         st, sp = st[st >= start_ms], sp[sp >= start_ms]
         for w, (ht, hp) in hits.items():
             it, ip = match_spikes(st, sp, w)
             mt, mp = np.zeros(st.size, bool), np.zeros(sp.size, bool)
             mt[it], mp[ip] = True, True
-            ht.extend(zip(range(1, st.size + 1), mt))
-            hp.extend(zip(range(1, sp.size + 1), mp))
-    for lo, hi in ORDER_GROUPS:
-        g = {"order": f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10 ** 9 else f">={lo}")}
+            ht.extend(zip(ft, mt))
+            hp.extend(zip(fp, mp))
+    out = []
+    for lo, hi in groups:
+        g = {"group": label(lo, hi)}
         for w, (ht, hp) in hits.items():
             t = [m for k, m in ht if lo <= k <= hi]
             q = [m for k, m in hp if lo <= k <= hi]
@@ -327,6 +328,30 @@ def order_scores(truth_spikes: list, pred_spikes: list, start_ms: float) -> list
         g["n_true"], g["n_pred"] = len(t), len(q)
         out.append(g)
     return out
+
+
+def order_scores(truth_spikes: list, pred_spikes: list, start_ms: float) -> list[dict]:
+    """Recall and precision at +-10 and +-2 ms by the spike's order after ``start_ms`` in its trial
+    (``ORDER_GROUPS``: the 1st, 2nd, 3rd, 4th-7th, 8th and later spike): the recall of the truth's k-th
+    spikes, the precision of the prediction's k-th spikes. The first spikes of a trial that starts from rest
+    follow from the input alone; the later ones also from the spikes before them, which an error changes in
+    the cell itself."""
+    return _grouped(truth_spikes, pred_spikes, start_ms, lambda x, scored: np.arange(1, scored.sum() + 1),
+                    ORDER_GROUPS, lambda lo, hi: f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < np.inf else f">={lo}"))
+
+
+def gap_scores(truth_spikes: list, pred_spikes: list, start_ms: float) -> list[dict]:
+    """Recall and precision at +-10 and +-2 ms by the time since the same train's previous spike
+    (``GAP_GROUPS_MS``; spikes before ``start_ms`` count as previous; a train's first spike has an infinite
+    gap): the recall of true spikes by the cell's own interval, the precision of predicted spikes by the
+    prediction's. Short gaps are where the after-spike currents of the last spike decide the next."""
+
+    def gap(x, scored):
+        prev = np.concatenate(([-np.inf], x[:-1]))
+        return (x - prev)[scored]
+
+    return _grouped(truth_spikes, pred_spikes, start_ms, gap, GAP_GROUPS_MS,
+                    lambda lo, hi: f"{lo:g}-{hi:g} ms" if hi < np.inf else f">={lo:g} ms")
 
 
 def row_of(m: dict) -> dict:
@@ -522,9 +547,10 @@ def previous_rows(path: Path, key: dict) -> dict[str, dict]:
         return {}
     if old.get("key") != key:
         return {}
-    # redone: rows from before the error bands, and pulse rows from before the effective/ineffective split
+    # redone: rows from before the error bands or the grouped scores, and pulse rows from before the
+    # effective/ineffective split
     return {r["condition"]: r for r in old.get("rows", [])
-            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r
+            if not r["condition"].startswith("surrogate") and "rms_near_threshold_mV" in r and "by_gap" in r
             and ("pulse_ms" not in r or "effective" in r or "ineffective" in r)}
 
 
@@ -562,15 +588,18 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
                 f2 = 2 * w["precision_2ms"] * w["recall_2ms"] / max(w["precision_2ms"] + w["recall_2ms"], 1e-12)
                 cells.append(f"{w['f1_10ms']:.3f} / {f2:.3f} / {w['r_sub']:.3f}")
             lines.append(f"| {r['condition']} | " + " | ".join(cells) + " |")
-    if rows and rows[-1].get("by_order"):
-        groups = [g["order"] for g in rows[-1]["by_order"]]
-        lines += ["", "By the spike's order after the scoring start (recall / precision at +-10 ms; at +-2 ms):", "",
-                  "| condition | " + " | ".join(f"spike {g}" for g in groups) + " |", "|---" * (len(groups) + 1) + "|"]
+    for key_, title, prefix in (("by_order", "By the spike's order after the scoring start", "spike "),
+                                ("by_gap", "By the time since the same train's previous spike", "")):
+        if not (rows and rows[-1].get(key_)):
+            continue
+        groups = [g.get("group", g.get("order")) for g in rows[-1][key_]]
+        lines += ["", f"{title} (recall / precision at +-10 ms; at +-2 ms; spikes true / predicted):", "",
+                  "| condition | " + " | ".join(f"{prefix}{g}" for g in groups) + " |", "|---" * (len(groups) + 1) + "|"]
         for r in rows:
-            if r.get("by_order"):
+            if r.get(key_):
                 lines.append(f"| {r['condition']} | " + " | ".join(
-                    f"{g['recall_10ms']:.2f} / {g['precision_10ms']:.2f}; {g['recall_2ms']:.2f} / {g['precision_2ms']:.2f}"
-                    for g in r["by_order"]) + " |")
+                    f"{g['recall_10ms']:.2f} / {g['precision_10ms']:.2f}; {g['recall_2ms']:.2f} / {g['precision_2ms']:.2f}; "
+                    f"{g['n_true']} / {g['n_pred']}" for g in r[key_]) + " |")
     pulsed = [r for r in rows if "pulse_effective" in r]
     if pulsed:
         lines += ["", "One-spike-error pulses (only the trials with a moment for the pulse are scored):", ""]

@@ -57,9 +57,10 @@ def test_perturbations_change_what_they_name_and_nothing_else():
 
 def test_previous_rows_are_reused_only_for_the_same_run(tmp_path):
     key = {"trials": [0, 1], "seed": 0, "skip_ms": 300.0, "v_clip_mV": -55.0, "reference": "/x"}
-    rows = [{"condition": "none", "f1_10ms": 1.0, "rms_near_threshold_mV": 0.0},
-            {"condition": "jitter_ms:1", "f1_10ms": 0.9},  # from before the error bands: redone
-            {"condition": "surrogate hay-l5pc", "f1_10ms": 0.7, "rms_near_threshold_mV": 1.0}]
+    rows = [{"condition": "none", "f1_10ms": 1.0, "rms_near_threshold_mV": 0.0, "by_gap": []},
+            {"condition": "jitter_ms:1", "f1_10ms": 0.9, "by_gap": []},  # from before the error bands: redone
+            {"condition": "jitter_ms:2", "f1_10ms": 0.8, "rms_near_threshold_mV": 2.0},  # before by_gap: redone
+            {"condition": "surrogate hay-l5pc", "f1_10ms": 0.7, "rms_near_threshold_mV": 1.0, "by_gap": []}]
     path = tmp_path / "reliability.json"
     path.write_text(json.dumps({"key": key, "rows": rows}))
     assert list(rel.previous_rows(path, key)) == ["none"]  # surrogate rows are always recomputed
@@ -206,9 +207,9 @@ def test_the_hyperpolarising_control_lies_where_no_spike_is_and_changes_none():
 
 def test_pulse_rows_from_before_the_effective_split_are_redone(tmp_path):
     key = {"trials": [0], "seed": 0}
-    rows = [{"condition": "extra_spike:2", "rms_near_threshold_mV": 1.0, "pulse_ms": [400.0]},
+    rows = [{"condition": "extra_spike:2", "rms_near_threshold_mV": 1.0, "pulse_ms": [400.0], "by_gap": []},
             {"condition": "extra_spike:1", "rms_near_threshold_mV": 1.0, "pulse_ms": [400.0],
-             "effective": {"n_trials": 1}}]
+             "effective": {"n_trials": 1}, "by_gap": []}]
     path = tmp_path / "reliability.json"
     path.write_text(json.dumps({"key": key, "rows": rows}))
     assert list(rel.previous_rows(path, key)) == ["extra_spike:1"]
@@ -259,7 +260,7 @@ def test_a_dataset_from_the_steady_state_is_its_own_exact_truth(tmp_path):
 def test_spikes_are_scored_by_their_order_in_the_trial():
     truth = [np.array([50.0, 100.0, 150.0, 200.0, 250.0]), np.array([20.0, 400.0])]
     pred = [np.array([51.0, 105.0, 300.0]), np.array([60.0, 401.5, 600.0])]
-    g = {x["order"]: x for x in rel.order_scores(truth, pred, start_ms=30.0)}
+    g = {x["group"]: x for x in rel.order_scores(truth, pred, start_ms=30.0)}
     # trial 0 from 30 ms: truth 1st..5th = 50..250 (1st matched at 1 ms, 2nd at 5 ms); trial 1: 20 ms is before
     # the start, so 400 is its 1st (matched at 1.5 ms); 60 ms is trial 1's first prediction and matches nothing
     assert g["1"]["recall_10ms"] == 1.0 and g["1"]["recall_2ms"] == 1.0 and g["1"]["n_true"] == 2
@@ -267,3 +268,17 @@ def test_spikes_are_scored_by_their_order_in_the_trial():
     assert g["3"]["recall_10ms"] == 0.0 and g["4-7"]["n_true"] == 2 and g["4-7"]["recall_10ms"] == 0.0
     assert g["1"]["precision_10ms"] == 0.5 and g["2"]["precision_10ms"] == 1.0 and g["3"]["precision_10ms"] == 0.0
     assert g[">=8"]["n_true"] == 0 and np.isnan(g[">=8"]["recall_10ms"])
+
+
+def test_spikes_are_scored_by_the_time_since_their_trains_previous_spike():
+    truth = [np.array([10.0, 50.0, 60.0, 300.0]), np.array([])]
+    pred = [np.array([51.0, 75.0, 301.0]), np.array([100.0])]
+    g = {x["group"]: x for x in rel.gap_scores(truth, pred, start_ms=40.0)}
+    # truth from 40 ms: 50 (gap 40 from 10, which is before the start but counts), 60 (gap 10), 300 (gap 240);
+    # matched at +-10: 50 <-> 51, 60 <-> 75? no (15 ms), 300 <-> 301; predictions: 51 (first: infinite gap),
+    # 75 (gap 24), 301 (gap 226), and trial 1's 100 (first)
+    assert g["0-20 ms"]["n_true"] == 1 and g["0-20 ms"]["recall_10ms"] == 0.0
+    assert g["20-50 ms"]["recall_10ms"] == 1.0 and g["150-500 ms"]["recall_10ms"] == 1.0
+    assert g["20-50 ms"]["n_pred"] == 1 and g["20-50 ms"]["precision_10ms"] == 0.0
+    assert g["150-500 ms"]["precision_10ms"] == 1.0
+    assert g[">=500 ms"]["n_pred"] == 2 and g[">=500 ms"]["precision_10ms"] == 0.5 and g[">=500 ms"]["n_true"] == 0
