@@ -360,11 +360,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from neurosurrogate.biophys.generate import sigterm_as_interrupt
+    from neurosurrogate.biophys.generate import run_interruptible
 
-    try:
-        with sigterm_as_interrupt():  # `kill PID` ends the NEURON workers too, as Ctrl-C does
-            main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_interruptible(main)  # `kill PID` ends the NEURON workers too, as Ctrl-C does

@@ -438,12 +438,13 @@ def main(argv=None) -> int:
     else:
         key["reference"] = str(Path(args.reference).resolve())
     truth_runs = None
-    if args.truth == "steady_start" and not args.data:
+    simulated_truth = args.truth == "steady_start" and not args.data  # a dataset brings its own recordings
+    if simulated_truth:
         key["truth"] = "steady_start"
         spec = spec.replace(prerun=True)
     done = previous_rows(Path(args.out) / "reliability.json", key)
     names = [f"{kind}:{size:g}" if size else kind for kind, size in conditions]
-    if args.truth == "steady_start" and not args.data and (args.model or any(n not in done for n in names)):
+    if simulated_truth and (args.model or any(n not in done for n in names)):
         t0 = time.perf_counter()  # only if something is scored against it: reused rows need no truth
         truth_runs = run_neuron(spec.to_dict(), list(ref.events), duration, args.workers)
         print(f"truth: our cell on the reference events from its steady state ({time.perf_counter() - t0:.0f} s)",
@@ -592,7 +593,7 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
                                 ("by_gap", "By the time since the same train's previous spike", "")):
         if not (rows and rows[-1].get(key_)):
             continue
-        groups = [g.get("group", g.get("order")) for g in rows[-1][key_]]
+        groups = [g["group"] for g in rows[-1][key_]]
         lines += ["", f"{title} (recall / precision at +-10 ms; at +-2 ms; spikes true / predicted):", "",
                   "| condition | " + " | ".join(f"{prefix}{g}" for g in groups) + " |", "|---" * (len(groups) + 1) + "|"]
         for r in rows:
@@ -631,12 +632,6 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
 
 
 if __name__ == "__main__":
-    from neurosurrogate.biophys.generate import sigterm_as_interrupt
+    from neurosurrogate.biophys.generate import run_interruptible
 
-    try:
-        with sigterm_as_interrupt():  # `kill PID` ends the NEURON workers too, as Ctrl-C does
-            code = main()
-    except KeyboardInterrupt:
-        print("interrupted (finished conditions are kept in --out)", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code)
+    run_interruptible(main, "interrupted (finished conditions are kept in --out)")  # kill PID ends the workers too

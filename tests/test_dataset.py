@@ -161,17 +161,18 @@ def test_stop_pool_ends_running_workers_at_once(tmp_path):
 
 
 _TERMINATED_POOL = """
-import sys, time
-from neurosurrogate.biophys.generate import sigterm_as_interrupt, spawn_pool
+import time
+from neurosurrogate.biophys.generate import run_interruptible, spawn_pool
+
+def main():
+    with spawn_pool(2) as pool:
+        futures = [pool.submit(time.sleep, 30.0) for _ in range(4)]
+        time.sleep(2.0)
+        print(*pool._processes, flush=True)  # the worker pids
+        futures[0].result()
+
 if __name__ == "__main__":
-    try:
-        with sigterm_as_interrupt(), spawn_pool(2) as pool:
-            futures = [pool.submit(time.sleep, 30.0) for _ in range(4)]
-            time.sleep(2.0)
-            print(*pool._processes, flush=True)  # the worker pids
-            futures[0].result()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_interruptible(main)
 """
 
 
@@ -185,8 +186,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the workers")
 def test_sigterm_ends_the_workers_of_a_spawn_pool(tmp_path):
-    """``kill PID`` of a run inside sigterm_as_interrupt (simulate, the NEURON benchmarks) ends its
-    spawned workers too, instead of leaving them running as orphans."""
+    """``kill PID`` of a run inside sigterm_as_interrupt (simulate; run_interruptible: the NEURON
+    benchmarks) ends its spawned workers too, instead of leaving them running as orphans."""
     import signal
     import subprocess
     import sys

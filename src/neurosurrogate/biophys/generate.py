@@ -64,6 +64,18 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def run_interruptible(main, message: str = "interrupted") -> None:
+    """The ``__main__`` of a script that runs NEURON workers: ``sys.exit(main())`` with SIGTERM treated as
+    Ctrl-C (:func:`sigterm_as_interrupt`), and either one printing ``message`` and exiting with 130."""
+    try:
+        with sigterm_as_interrupt():
+            code = main()
+    except KeyboardInterrupt:
+        print(message, file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code)
+
+
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel the tasks that have not started and end the worker processes now.
 
