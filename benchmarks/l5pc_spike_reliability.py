@@ -400,8 +400,8 @@ def main(argv=None) -> int:
         args.out = str(REPO / "docs/experiments" / ("l5pc_spike_reliability" + suffix))
     try:
         conditions = [parse_condition(c) for c in args.conditions.split(",") if c.strip()]
-        if not conditions:
-            raise ValueError("--conditions: give at least one perturbation")
+        if not conditions and not args.model:
+            raise ValueError("--conditions: give at least one perturbation (or a --model to score alone)")
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
         if not (np.isfinite(args.skip_ms) and args.skip_ms >= 0):

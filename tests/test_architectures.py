@@ -14,6 +14,7 @@ N_IN, N_OUT, B, T = 4, 5, 3, 100
 SMALL: dict[str, dict] = {
     "gru": dict(hidden=16, layers=1),
     "gru_fb": dict(hidden=16, layers=1, traces=2),
+    "gru_history": dict(hidden=16, layers=1, traces=2, history_taus_ms=[2.0, 20.0]),
     "linear": dict(history=16),
     "nonlinear": dict(history=16, width=8),
     "mlp": dict(history=16, hidden=16, layers=2),
@@ -227,3 +228,74 @@ def test_spike_feedback_is_the_models_own_decision():
     assert not torch.allclose(y0, y)  # the feedback acts
     with pytest.raises(ValueError, match="fb_threshold"):
         build("gru_fb", N_IN, N_OUT, fb_threshold=1.5)
+
+
+def _spiky_history_model():
+    """A small gru_history whose spike logit crosses its threshold often, with a kernel that acts."""
+    model = small("gru_history")
+    with torch.no_grad():
+        model.head.weight[1] *= 5.0
+        model.head.bias[1] = 0.0
+        model.w_hist.normal_(0.0, 1.0)
+    return model
+
+
+def test_spike_history_kernel_follows_the_models_own_spikes():
+    """gru_history: forward equals step with the kernel acting; the kernel's traces are the model's
+    own spike onsets filtered by its exponentials; recorded spikes (s_teacher) drive it instead."""
+    model = _spiky_history_model()
+    x, _ = data()
+    with torch.no_grad():
+        y, st = model(x)
+        y_ref, st_ref = step_loop(model, x)
+        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+        assert_states_close(st, st_ref)
+        above = y[:, :, 1] > model.thr_logit
+        onset = above & ~torch.cat([torch.zeros_like(above[:, :1]), above[:, :-1]], 1)
+        assert 0 < onset.float().mean() < 0.5
+        d = torch.exp(-1.0 / model.log_htau.exp())
+        a = torch.zeros(B, 2)
+        for t in range(T):
+            a = d * a + onset[:, t, None].float()
+        torch.testing.assert_close(st[-2], a)  # the traces for the next step
+        torch.testing.assert_close(y - model(x)[0], torch.zeros_like(y))  # deterministic
+        y_gru, _ = GRU_OF(model)(x)
+        assert not torch.allclose(y_gru, y, atol=1e-3)  # the kernel acts
+        spikes = torch.zeros(B, T)
+        spikes[:, ::10] = 1.0
+        y_t, _ = model(x, s_teacher=spikes)
+        assert not torch.allclose(y_t, y, atol=1e-3)  # the recorded spikes drive it instead
+        with pytest.raises(ValueError, match="s_teacher"):
+            model(x, s_teacher=spikes[:, :-1])
+
+
+def GRU_OF(model):
+    """The plain GRU inside a gru_history model (same weights, no kernel)."""
+    plain = build("gru", N_IN, N_OUT, **{k: v for k, v in model.config.items() if not k.startswith("history")})
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k not in ("log_htau", "w_hist")})
+    return plain.eval()
+
+
+def test_spike_history_refractory_kernel_spaces_the_spikes():
+    """A strongly negative kernel on the spike logit (a refractory period) leaves no two own spikes
+    closer than it allows, where the plain GRU under the same input fires in runs."""
+    model = _spiky_history_model()
+    x, _ = data()
+    with torch.no_grad():
+        model.head.bias[1] = 3.0  # the GRU alone is above threshold most of the time
+        model.w_hist.zero_()
+        y_gru, _ = model(x)
+        model.w_hist[1] = torch.tensor([0.0, -20.0])  # 20 ms exponential: tens of ms before the logit is back above 0
+        y, _ = model(x)
+    assert (y_gru[:, :, 1] > model.thr_logit).float().mean() > 0.5
+    above = (y[:, :, 1] > model.thr_logit).numpy()
+    for b in range(B):
+        t = above[b].nonzero()[0]
+        assert len(t) >= 2 and (t[1:] - t[:-1]).min() > 5
+
+
+def test_spike_history_rejects_bad_parameters():
+    for kw, match in ((dict(history_threshold=1.0), "history_threshold"), (dict(history_train="both"), "history_train"),
+                      (dict(history_taus_ms=[0.1]), "history_taus_ms"), (dict(history_taus_ms="x"), "history_taus_ms")):
+        with pytest.raises(ValueError, match=match):
+            build("gru_history", N_IN, N_OUT, **kw)

@@ -255,6 +255,15 @@ def test_a_dataset_from_the_steady_state_is_its_own_exact_truth(tmp_path):
     assert row["f1_10ms"] == 1.0 and row["median_abs_shift_ms"] < 1e-3 and row["r_sub"] > 0.9999
     assert row["rms_slow_mV"] < 1e-3 and row["rms_fast_mV"] < 1e-3
     assert "steady.h5" in (tmp_path / "s" / "reliability.md").read_text()
+    # a surrogate alone (no perturbed cell, no NEURON run): scored against the same recordings
+    alone = subprocess.run([*base, "--conditions", "", "--model", "hay-l5pc", "--data", str(tmp_path / "steady.h5"),
+                            "--out", str(tmp_path / "m")], capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr
+    rows = json.loads((tmp_path / "m" / "reliability.json").read_text())["rows"]
+    assert [r["condition"] for r in rows] == ["surrogate hay-l5pc"] and rows[0]["n_spikes_true"] == row["n_spikes_true"]
+    nothing = subprocess.run([*base, "--conditions", "", "--data", str(tmp_path / "steady.h5")],
+                             capture_output=True, text=True, timeout=600)
+    assert nothing.returncode == 2 and "--conditions" in nothing.stderr and "Traceback" not in nothing.stderr
 
 
 def test_spikes_are_scored_by_their_order_in_the_trial():

@@ -103,3 +103,25 @@ def test_end_to_end_small_surrogate_learns_the_cell(small_data, tmp_path):
     assert model.card["training"]["steps"] == 300
     assert m["variance_explained"] >= 0.75
     assert m["recall_10ms"] >= 0.9 and m["precision_10ms"] >= 0.9
+
+
+@pytest.mark.parametrize("source", ["true", "own"])
+def test_spike_history_model_trains_and_decodes_at_its_own_threshold(small_data, tmp_path, source):
+    """gru_history: the kernel learns in training (from zero), driven by the recorded spikes or the
+    model's own; the saved model decodes spikes at its decision threshold (no calibrated other one)."""
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    params = {"hidden": 8, "layers": 1, "history_taus_ms": [3.0, 30.0], "history_threshold": 0.4,
+              "history_train": source}
+    m = train(_cfg(small_data, tmp_path / source, arch="gru_history", arch_params=params, lr=1e-2),
+              progress=False, log=lambda *x: None)
+    loaded = SurrogateModel.load(tmp_path / source / "model")
+    assert loaded.net.history_train == source and loaded.encoding.spike_threshold == 0.4
+    assert loaded.card["spike_threshold_calibration"]["threshold"] == 0.4
+    if source == "true":  # the recorded spikes drive it from the first step (own spikes only once the model fires)
+        assert torch.count_nonzero(m.net.w_hist) > 0  # gradients reached the kernel
+    from neurosurrogate.data.dataset import load_dataset
+
+    te = load_dataset(small_data[2])
+    pred = loaded.predict(te.events[:2], te.duration_ms)
+    assert len(pred) == 2 and all(len(p.v_mV) == int(te.duration_ms) for p in pred)

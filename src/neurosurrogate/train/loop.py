@@ -208,11 +208,12 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
 
 
 @torch.no_grad()
-def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], window_ms: float = 2.0) -> tuple[float, float]:
+def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], window_ms: float = 2.0,
+                              thresholds=None) -> tuple[float, float]:
     """Spike-probability threshold that maximises F1 (spike matching within ``window_ms``) on
-    validation data, free-running; thresholds 0.05, 0.10, ..., 0.95 (a cell whose spike times are
-    hard to pin down to the millisecond spreads its probability over neighbouring bins, so the
-    best threshold can be well below 0.5). Returns (threshold, F1)."""
+    validation data, free-running; ``thresholds`` default 0.05, 0.10, ..., 0.95 (a cell whose spike
+    times are hard to pin down to the millisecond spreads its probability over neighbouring bins, so
+    the best threshold can be well below 0.5). Returns (threshold, F1)."""
     from neurosurrogate.evaluate.metrics import match_spikes
     from neurosurrogate.surrogate.model import decode_spikes
 
@@ -221,7 +222,7 @@ def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], wi
         preds += model.predict(d.events, d.duration_ms, device=str(next(model.net.parameters()).device))
         truth += list(d.spike_times_ms)
     best = (0.5, -1.0)
-    for thr in np.round(np.arange(0.05, 0.96, 0.05), 2):
+    for thr in np.round(np.arange(0.05, 0.96, 0.05), 2) if thresholds is None else thresholds:
         tp = n_pred = n_true = 0
         for pr, t in zip(preds, truth):
             pred = decode_spikes(pr.meta["spike_prob"], pr.meta["spike_offset"], thr)
@@ -322,7 +323,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
         for c in range(0, n_chunks_T, cfg.chunk_ms):
             xc, zc = x[:, c : c + cfg.chunk_ms], z[:, c : c + cfg.chunk_ms]
             vt = zc[..., 0] if (cfg.teacher_forcing and model.net.feedback) else None
-            y, state = model.net(xc, state, v_teacher=vt)
+            kw = {"s_teacher": zc[..., 1]} if getattr(model.net, "spike_teacher", False) else {}
+            y, state = model.net(xc, state, v_teacher=vt, **kw)
             loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
                                          cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
                                          spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
@@ -366,7 +368,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     if not (out / "best" / "model.json").exists():
         model.save(out / "best")
     best_model = SurrogateModel.load(out / "best")
-    thr, f1 = calibrate_spike_threshold(best_model, val_ds)
+    # a model with its own spike decision (a spike-history kernel) decodes at that decision's threshold
+    fixed = getattr(best_model.net, "history_threshold", None)
+    thr, f1 = calibrate_spike_threshold(best_model, val_ds, thresholds=None if fixed is None else [fixed])
     best_model.encoding = dataclasses.replace(best_model.encoding, spike_threshold=thr)
     best_model.card = {
         "spike_threshold_calibration": {"threshold": thr, "val_f1_2ms": f1,

@@ -4,6 +4,7 @@ from neurosurrogate.surrogate.architectures import (  # noqa: F401
     cnn_lstm,
     gru,
     gru_fb,
+    gru_history,
     linear,
     mlp,
     nonlinear,
