@@ -116,8 +116,9 @@ def test_spike_history_model_trains_and_decodes_at_its_own_threshold(small_data,
     m = train(_cfg(small_data, tmp_path / source, arch="gru_history", arch_params=params, lr=1e-2),
               progress=False, log=lambda *x: None)
     loaded = SurrogateModel.load(tmp_path / source / "model")
-    assert loaded.net.history_train == source and loaded.encoding.spike_threshold == 0.4
-    assert loaded.card["spike_threshold_calibration"]["threshold"] == 0.4
+    thr = loaded.card["spike_threshold_calibration"]["threshold"]  # calibrated by running at each threshold
+    assert loaded.net.history_train == source and loaded.encoding.spike_threshold == thr
+    assert loaded.net.history_threshold == thr and loaded.net.config["history_threshold"] == thr
     if source == "true":  # the recorded spikes drive it from the first step (own spikes only once the model fires)
         assert torch.count_nonzero(m.net.w_hist) > 0  # gradients reached the kernel
     from neurosurrogate.data.dataset import load_dataset

@@ -213,16 +213,21 @@ def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], wi
     """Spike-probability threshold that maximises F1 (spike matching within ``window_ms``) on
     validation data, free-running; ``thresholds`` default 0.05, 0.10, ..., 0.95 (a cell whose spike
     times are hard to pin down to the millisecond spreads its probability over neighbouring bins, so
-    the best threshold can be well below 0.5). Returns (threshold, F1)."""
+    the best threshold can be well below 0.5). A model whose own spike decision acts on what follows
+    (``set_history_threshold``: a spike-history kernel) is run again at each threshold and left at
+    the best. Returns (threshold, F1)."""
     from neurosurrogate.evaluate.metrics import match_spikes
     from neurosurrogate.surrogate.model import decode_spikes
 
-    preds, truth = [], []
-    for d in datasets:
-        preds += model.predict(d.events, d.duration_ms, device=str(next(model.net.parameters()).device))
-        truth += list(d.spike_times_ms)
+    device = str(next(model.net.parameters()).device)
+    truth = [t for d in datasets for t in d.spike_times_ms]
+    rerun = hasattr(model.net, "set_history_threshold")
+    preds = None if rerun else [p for d in datasets for p in model.predict(d.events, d.duration_ms, device=device)]
     best = (0.5, -1.0)
     for thr in np.round(np.arange(0.05, 0.96, 0.05), 2) if thresholds is None else thresholds:
+        if rerun:
+            model.net.set_history_threshold(float(thr))
+            preds = [p for d in datasets for p in model.predict(d.events, d.duration_ms, device=device)]
         tp = n_pred = n_true = 0
         for pr, t in zip(preds, truth):
             pred = decode_spikes(pr.meta["spike_prob"], pr.meta["spike_offset"], thr)
@@ -231,6 +236,8 @@ def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], wi
         f1 = 2 * tp / max(n_pred + n_true, 1)
         if f1 > best[1] + 1e-12:
             best = (float(thr), f1)
+    if rerun:
+        model.net.set_history_threshold(best[0])
     return best
 
 
@@ -368,9 +375,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     if not (out / "best" / "model.json").exists():
         model.save(out / "best")
     best_model = SurrogateModel.load(out / "best")
-    # a model with its own spike decision (a spike-history kernel) decodes at that decision's threshold
-    fixed = getattr(best_model.net, "history_threshold", None)
-    thr, f1 = calibrate_spike_threshold(best_model, val_ds, thresholds=None if fixed is None else [fixed])
+    thr, f1 = calibrate_spike_threshold(best_model, val_ds)
     best_model.encoding = dataclasses.replace(best_model.encoding, spike_threshold=thr)
     best_model.card = {
         "spike_threshold_calibration": {"threshold": thr, "val_f1_2ms": f1,
