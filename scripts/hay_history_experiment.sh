@@ -32,8 +32,11 @@ for m in $MODELS; do
   out=docs/experiments/hay_history/$m
   $N evaluate --model runs/hay_history/$m/model --data data/hay/val_40.h5 --data "$HAY/reference/synaptic_bombardment.npz" \
       --long-run-s 0 --out-dir runs/hay_history/$m/eval
+  mkdir -p "$out/eval" && cp runs/hay_history/$m/eval/report.md "$out/eval/"
   $PY benchmarks/l5pc_spike_reliability.py --morphology "$HAY/cell1.asc" --data data/hay/val_40.h5 --skip-ms 0 \
       --conditions "" --model runs/hay_history/$m/model --out "$out/val"
   $PY benchmarks/l5pc_spike_reliability.py --morphology "$HAY/cell1.asc" --conditions "" \
       --model runs/hay_history/$m/model --out "$out/ref"
 done
+$PY benchmarks/hay_history_kernels.py runs/hay_history/history_true/model runs/hay_history/history_own/model \
+    --out docs/experiments/hay_history/kernels.png

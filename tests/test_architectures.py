@@ -267,6 +267,13 @@ def test_spike_history_kernel_follows_the_models_own_spikes():
         for t in range(T):
             a = d * a + f[:, t, None]
         torch.testing.assert_close(st[-4], a)  # the traces for the next step
+        # one isolated spike's effect, lag by lag, is what history_kernel says
+        one = torch.zeros(1, T)
+        one[0, 10] = 1.0
+        x1 = torch.zeros(1, T, N_IN)
+        y_one, _ = model(x1, s_teacher=one)
+        y_none, _ = model(x1, s_teacher=torch.zeros(1, T))
+        torch.testing.assert_close(y_one[0, 10:] - y_none[0, 10:], model.history_kernel(torch.arange(T - 10.0)))
         torch.testing.assert_close(y - model(x)[0], torch.zeros_like(y))  # deterministic
         y_gru, _ = GRU_OF(model)(x)
         assert not torch.allclose(y_gru, y, atol=1e-3)  # the kernel acts

@@ -126,3 +126,15 @@ def test_spike_history_model_trains_and_decodes_at_its_own_threshold(small_data,
     te = load_dataset(small_data[2])
     pred = loaded.predict(te.events[:2], te.duration_ms)
     assert len(pred) == 2 and all(len(p.v_mV) == int(te.duration_ms) for p in pred)
+    if source == "true":  # the kernel plot of the experiment hay_history, and its clear error for another model
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        script = Path(__file__).resolve().parents[1] / "benchmarks" / "hay_history_kernels.py"
+        ok = subprocess.run([sys.executable, str(script), str(tmp_path / source / "model"), "--out",
+                             str(tmp_path / "k.png")], capture_output=True, text=True, timeout=300)
+        assert ok.returncode == 0 and (tmp_path / "k.png").stat().st_size > 1000, ok.stderr
+        bad = subprocess.run([sys.executable, str(script), "point-hh", "--out", str(tmp_path / "b.png")],
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and "not gru_history" in bad.stderr and not (tmp_path / "b.png").exists()

@@ -98,6 +98,14 @@ class GRUHistorySurrogate(GRUSurrogate):
         self.config["history_threshold"] = float(p)
         self.thr_logit = math.log(p / (1.0 - p))
 
+    @torch.no_grad()
+    def history_kernel(self, lags_ms) -> Tensor:
+        """(len(lags), n_out): what one spike of the model adds to each (normalised) output at each
+        lag after its bin, ms (0 before 2 ms: the kernel acts from two bins after the spike's)."""
+        lags = torch.as_tensor(lags_ms, dtype=self.w_hist.dtype)
+        a = torch.exp(-(lags[:, None] - 2.0).clamp(min=0.0) / self.log_htau.exp())  # (L, K)
+        return torch.where(lags[:, None] >= 2, a @ self.w_hist.T, torch.zeros(()))
+
     @property
     def spike_teacher(self) -> bool:
         """True if training drives the kernel with the recorded spikes (``s_teacher``)."""
