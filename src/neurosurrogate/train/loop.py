@@ -208,12 +208,11 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
 
 
 @torch.no_grad()
-def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], window_ms: float = 2.0,
-                              thresholds=None) -> tuple[float, float]:
+def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], window_ms: float = 2.0) -> tuple[float, float]:
     """Spike-probability threshold that maximises F1 (spike matching within ``window_ms``) on
-    validation data, free-running; ``thresholds`` default 0.05, 0.10, ..., 0.95 (a cell whose spike
-    times are hard to pin down to the millisecond spreads its probability over neighbouring bins, so
-    the best threshold can be well below 0.5). A model whose own spike decision acts on what follows
+    validation data, free-running; thresholds 0.05, 0.10, ..., 0.95 (a cell whose spike times are
+    hard to pin down to the millisecond spreads its probability over neighbouring bins, so the best
+    threshold can be well below 0.5). A model whose own spike decision acts on what follows
     (``set_history_threshold``: a spike-history kernel) is run again at each threshold and left at
     the best. Returns (threshold, F1)."""
     from neurosurrogate.evaluate.metrics import match_spikes
@@ -224,7 +223,7 @@ def calibrate_spike_threshold(model: SurrogateModel, datasets: list[Dataset], wi
     rerun = hasattr(model.net, "set_history_threshold")
     preds = None if rerun else [p for d in datasets for p in model.predict(d.events, d.duration_ms, device=device)]
     best = (0.5, -1.0)
-    for thr in np.round(np.arange(0.05, 0.96, 0.05), 2) if thresholds is None else thresholds:
+    for thr in np.round(np.arange(0.05, 0.96, 0.05), 2):
         if rerun:
             model.net.set_history_threshold(float(thr))
             preds = [p for d in datasets for p in model.predict(d.events, d.duration_ms, device=device)]
