@@ -52,6 +52,16 @@ def assert_states_close(s1, s2):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def forward_matching_steps(model, x):
+    """``model(x)`` without autograd, asserted equal (outputs and final state) to repeated ``step``."""
+    with torch.no_grad():
+        y, st = model(x)
+        y_ref, st_ref = step_loop(model, x)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    assert_states_close(st, st_ref)
+    return y, st
+
+
 def data(seed: int = 1):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, T, N_IN, generator=g)
@@ -67,13 +77,9 @@ def test_registry_has_all_paper_architectures():
 def test_forward_equals_step_loop(name):
     model = small(name)
     x, _ = data()
-    with torch.no_grad():
-        y, st = model(x)
-        y_ref, st_ref = step_loop(model, x)
+    y, _ = forward_matching_steps(model, x)
     assert y.shape == (B, T, N_OUT)
     assert torch.isfinite(y).all()
-    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
-    assert_states_close(st, st_ref)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if REGISTRY[n].feedback])
@@ -199,10 +205,7 @@ def test_gru_dropout_acts_in_training_only():
     net.train()
     assert not torch.allclose(net(x)[0], net(x)[0])
     net.eval()
-    y, st = net(x)
-    y2, st2 = step_loop(net, x)
-    torch.testing.assert_close(y, y2, atol=1e-5, rtol=1e-5)
-    assert_states_close(st, st2)
+    forward_matching_steps(net, x)
     with pytest.raises(ValueError, match="dropout"):
         build("gru", N_IN, N_OUT, dropout=1.0)
 
@@ -216,11 +219,8 @@ def test_spike_feedback_is_the_models_own_decision():
         model.head.weight[1] *= 5.0
         model.head.bias[1] = -0.85  # spike logit scattered around logit(0.3): both branches occur
     x, _ = data()
+    y, st = forward_matching_steps(model, x)
     with torch.no_grad():
-        y, st = model(x)
-        y_ref, st_ref = step_loop(model, x)
-        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
-        assert_states_close(st, st_ref)
         fired = torch.sigmoid(y[:, :, 1]) > model.config["fb_threshold"]
         assert 0 < fired.float().mean() < 1
         assert torch.equal(st[-1][:, 0], fired[:, -1].float())
@@ -246,11 +246,8 @@ def test_spike_history_kernel_follows_the_models_own_spikes():
     own spike onsets filtered by its exponentials; recorded spikes (s_teacher) drive it instead."""
     model = _spiky_history_model()
     x, _ = data()
+    y, st = forward_matching_steps(model, x)
     with torch.no_grad():
-        y, st = model(x)
-        y_ref, st_ref = step_loop(model, x)
-        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
-        assert_states_close(st, st_ref)
         # the model's own spikes: the first peak of each run of bins above the threshold, confirmed a bin later
         p = y[:, :, 1]
         f = torch.zeros(B, T)
