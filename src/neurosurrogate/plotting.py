@@ -342,3 +342,20 @@ def plot_raster_overlay(path, panels: list[tuple[str, object, object]], stimulus
     axes[0, 0].legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     return _save(fig, path, plt)
+
+
+def plot_history_kernels(path, lags_ms, curves) -> Path:
+    """Post-spike kernels of spike-history models (``gru_history``): ``curves`` of (label, added to
+    the spike logit, added to the soma voltage in mV), each by ``lags_ms`` after the spike's bin."""
+    plt = _plt()
+    fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, logit, v_mV in curves:
+        ax_l.plot(lags_ms, logit, label=label)
+        ax_v.plot(lags_ms, v_mV, label=label)
+    ax_l.set(xlabel="lag after the spike's bin (ms)", ylabel="added to the spike logit", title="spike probability")
+    ax_v.set(xlabel="lag after the spike's bin (ms)", ylabel="added to the soma voltage (mV)", title="soma voltage")
+    for ax in (ax_l, ax_v):
+        ax.axhline(0, color="0.7", lw=0.8)
+    ax_l.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, plt)
