@@ -126,6 +126,29 @@ def test_reuse_takes_the_first_trials_of_another_run(tmp_path):
         _generate(tmp_path / "none.h5", 2, reuse=tmp_path / "missing.h5")
 
 
+def test_reuse_extends_a_finished_run(tmp_path):
+    """A finished run's .h5 (its parts already assembled and removed) is extended to more trials: its
+    trials are taken bit for bit, only the new ones are simulated, and the result equals a fresh run."""
+    fresh = ds.load_dataset(_generate(tmp_path / "fresh.h5", 3, workers=1))
+    short = _generate(tmp_path / "short.h5", 2, workers=1)
+    with h5py.File(short, "r+") as f:  # mark trial 0, to see that it is taken and not simulated again
+        f["trials/000000/v_mV"][0] += 1000.0
+    assert not ds.parts_dir(short).exists()
+    d = ds.load_dataset(_generate(tmp_path / "long.h5", 3, workers=1, reuse=short))
+    assert d.v_mV[0, 0] == fresh.v_mV[0, 0] + 1000.0 and np.array_equal(d.v_mV[0, 1:], fresh.v_mV[0, 1:])
+    assert np.array_equal(d.v_mV[1:], fresh.v_mV[1:]) and d.config == fresh.config
+    for a, b in zip(d.events, fresh.events):
+        assert np.array_equal(a.t_ms, b.t_ms) and np.array_equal(a.synapse, b.synapse)
+    assert all(np.array_equal(a, b) for a, b in zip(d.spike_times_ms, fresh.spike_times_ms))
+    assert ds.load_dataset(short).n_trials == 2  # the source is untouched
+    with pytest.raises(ds.DatasetError, match=r"different configuration \(differs in \['seed'\]\)"):
+        _generate(tmp_path / "other.h5", 3, seed=4, reuse=short)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ds.DatasetError, match="--reuse .*bad.h5.*not a readable HDF5"):
+        _generate(tmp_path / "x.h5", 2, reuse=bad)
+
+
 
 _INTERRUPTED_POOL = """
 import multiprocessing as mp, time

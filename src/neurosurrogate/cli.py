@@ -321,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--reuse", metavar="RUN.h5[.parts]",
                    help="dataset: take the finished trials < --trials of another run with the same cell, protocol, "
                    "options, duration and seed (trial i depends only on --seed and i) instead of simulating them: "
-                   "a snapshot of a dataset still being generated, or nested subsets for a learning curve")
+                   "a snapshot of a dataset still being generated, nested subsets for a learning curve, or a finished "
+                   "run's .h5 extended to more trials")
     q.add_argument("--plot", help="also write a PNG of traces here")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--out", required=True, help="gt.npz (single run) or data.h5 (dataset)")

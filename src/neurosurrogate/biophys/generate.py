@@ -243,7 +243,10 @@ def _reuse_parts(out: Path, src: Path, config: dict, n_trials: int) -> int:
     src = ds.parts_dir(run)
     meta = src / "config.json"
     if not meta.exists():
-        raise ds.DatasetError(f"--reuse {src}: no parts folder of a dataset run (config.json missing)")
+        if run.is_file():  # a finished run: its parts were assembled into the .h5 and removed
+            return _reuse_finished(out, run, config, n_trials)
+        raise ds.DatasetError(f"--reuse {src}: no parts folder of a dataset run (config.json missing), "
+                              f"and no finished dataset {run}")
     if src.resolve() == ds.parts_dir(out).resolve():
         return 0
     theirs = json.loads(meta.read_text())
@@ -265,6 +268,39 @@ def _reuse_parts(out: Path, src: Path, config: dict, n_trials: int) -> int:
         except OSError:
             shutil.copyfile(path, tmp)
         os.replace(tmp, dest)
+        taken += 1
+    return taken
+
+
+def _reuse_finished(out: Path, run: Path, config: dict, n_trials: int) -> int:
+    """Write the trials ``< n_trials`` of the finished dataset ``run`` (.h5) as parts of ``out``.
+
+    The file stores traces as float32, which is what ``out`` stores too, so ``out``'s copies of
+    those trials are bit-identical to ``run``'s. Returns the number of trials taken. Raises
+    DatasetError if ``run`` is not a complete dataset or comes from another configuration.
+    """
+    try:
+        d = ds.load_dataset(run)
+    except ds.DatasetError as exc:
+        raise ds.DatasetError(f"--reuse {run}: {exc}") from None
+    theirs = d.config
+    diff = sorted(k for k in set(theirs) | set(config) if k != "n_trials" and theirs.get(k) != config.get(k))
+    if diff:
+        raise ds.DatasetError(f"--reuse {run}: its trials come from a different configuration (differs in {diff})")
+    if {"sites", "ica_site", "v_rest_mV"} <= set(d.extra):  # hay-l5pc: the cell info the parts keep
+        _keep_info(out, {"synapses": d.synapses, "sites": d.extra["sites"], "ica_site": d.extra["ica_site"],
+                         "v_rest_mV": d.extra["v_rest_mV"]})
+    have = ds.finished_parts(out)
+    taken = 0
+    for i in range(min(n_trials, d.n_trials)):
+        if i in have:
+            continue
+        arrays = {"v_mV": d.v_mV[i], "ina": d.ina[i], "ik": d.ik[i], "spike_times_ms": d.spike_times_ms[i]}
+        if d.v_dend_mV is not None:
+            arrays["v_dend_mV"] = d.v_dend_mV[i]
+        if d.ica is not None:
+            arrays["ica"] = d.ica[i]
+        ds.write_part(out, i, d.events[i], arrays)
         taken += 1
     return taken
 
@@ -319,9 +355,9 @@ def generate_dataset(
             always simulates one trial per task).
         progress: show a progress bar (on stderr).
         reuse: the ``.parts`` folder (or its ``.h5`` name) of another, possibly unfinished run
-            with the same cell, protocol, options, duration and seed but any number of trials:
-            its finished trials ``i < n_trials`` are linked (or copied) instead of simulated
-            again. Trial ``i`` depends only on ``seed`` and ``i``, so the first ``n`` trials of
+            with the same cell, protocol, options, duration and seed but any number of trials,
+            or that run's finished ``.h5`` file: its finished trials ``i < n_trials`` are
+            linked (or copied, or written from the file) instead of simulated again. Trial ``i`` depends only on ``seed`` and ``i``, so the first ``n`` trials of
             a long run are exactly a run of ``n`` trials (e.g. a snapshot of a dataset still
             being generated, or nested subsets for a learning curve).
 
