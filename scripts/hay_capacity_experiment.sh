@@ -35,5 +35,5 @@ for m in hay_history/gru/model hay-l5pc; do
   model=$m; [ "$m" = hay-l5pc ] || model=runs/$m
   name=$(echo "$m" | tr '/' '_')
   $PY benchmarks/l5pc_synapse_efficacy.py --morphology "$HAY/cell1.asc" --model "$model" --data data/hay/val_40.h5 \
-      --context rest --context 0:440 --context 6:480 --out docs/experiments/hay_capacity/efficacy_$name
+      --context rest --context 0:440 --out docs/experiments/hay_capacity/efficacy_$name
 done
