@@ -357,9 +357,10 @@ def generate_dataset(
         reuse: the ``.parts`` folder (or its ``.h5`` name) of another, possibly unfinished run
             with the same cell, protocol, options, duration and seed but any number of trials,
             or that run's finished ``.h5`` file: its finished trials ``i < n_trials`` are
-            linked (or copied, or written from the file) instead of simulated again. Trial ``i`` depends only on ``seed`` and ``i``, so the first ``n`` trials of
-            a long run are exactly a run of ``n`` trials (e.g. a snapshot of a dataset still
-            being generated, or nested subsets for a learning curve).
+            linked (or copied, or written from the file) instead of simulated again. Trial
+            ``i`` depends only on ``seed`` and ``i``, so the first ``n`` trials of a long run
+            are exactly a run of ``n`` trials (e.g. a snapshot of a dataset still being
+            generated, nested subsets for a learning curve, or a finished run extended).
 
     Returns:
         ``out``.
