@@ -138,3 +138,27 @@ def test_spike_history_model_trains_and_decodes_at_its_own_threshold(small_data,
         bad = subprocess.run([sys.executable, str(script), "point-hh", "--out", str(tmp_path / "b.png")],
                              capture_output=True, text=True, timeout=300)
         assert bad.returncode == 2 and "not gru_history" in bad.stderr and not (tmp_path / "b.png").exists()
+
+
+def test_model_from_checkpoint_writes_the_last_weights(small_data, tmp_path):
+    """scripts/model_from_checkpoint.py: a model folder with the run's last weights (not the best-validation
+    ones), the run's encoding and card; a folder that is no finished run gets a clear error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from neurosurrogate.surrogate.model import SurrogateModel
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "model_from_checkpoint.py"
+    run = tmp_path / "r"
+    train(_cfg(small_data, run, max_steps=8), progress=False, log=lambda *x: None)
+    r = subprocess.run([sys.executable, str(script), str(run), str(tmp_path / "last")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    last = SurrogateModel.load(tmp_path / "last")
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 8 and "step 8" in last.card["weights"]
+    for k, v in last.net.state_dict().items():
+        assert torch.equal(v, ck["model"][k]), k
+    assert last.encoding == SurrogateModel.load(run / "model").encoding
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path), str(tmp_path / "x")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected a finished training run" in bad.stderr and not (tmp_path / "x").exists()
