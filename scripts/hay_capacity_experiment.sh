@@ -10,14 +10,8 @@
 # 17 min if missing, scoring ~2 min per model, efficacy ~8 min per model and context on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=.venv/bin/neurosurrogate
-PY=.venv/bin/python
-HAY=${HAY:-../shared/hay2011}
-GEN="--cell hay-l5pc --morphology $HAY/cell1.asc --duration-ms 2000 --protocol mixed \
-  --option exc_rate_range_Hz=400,9000 --option p_quiet=0.03"
-mkdir -p data/hay runs/hay_capacity
-[ -f data/hay/train_400.h5 ] || $N simulate $GEN --trials 400 --seed 1 --out data/hay/train_400.h5
-[ -f data/hay/val_40.h5 ] || $N simulate $GEN --trials 40 --seed 2 --out data/hay/val_40.h5
+source scripts/hay_400_data.sh  # N, PY, HAY, GEN; data/hay/train_400.h5 and val_40.h5
+mkdir -p runs/hay_capacity
 # the first 40 training trials, taken from the 400 (no simulation)
 [ -f data/hay/train_40.h5 ] || $N simulate $GEN --trials 40 --seed 1 --reuse data/hay/train_400.h5 --out data/hay/train_40.h5
 [ -f runs/hay_history/gru/model/model.json ] || \

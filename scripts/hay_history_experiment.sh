@@ -9,17 +9,9 @@
 # NEURON on 2 workers), training ~15-25 min per model (two at a time), scoring ~2 min per model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=.venv/bin/neurosurrogate
-PY=.venv/bin/python
-HAY=${HAY:-../shared/hay2011}
-GEN="--cell hay-l5pc --morphology $HAY/cell1.asc --duration-ms 2000 --protocol mixed \
-  --option exc_rate_range_Hz=400,9000 --option p_quiet=0.03"
+source scripts/hay_400_data.sh  # N, PY, HAY, GEN; data/hay/train_400.h5 and val_40.h5
 MODELS=${MODELS:-"gru history_true history_own"}
-mkdir -p data/hay runs/hay_history
-# trial i of a run depends only on the seed and i: the first 400 trials of the shipped model's training
-# run (seed 1), and the first 40 of its validation run (seed 2)
-[ -f data/hay/train_400.h5 ] || $N simulate $GEN --trials 400 --seed 1 --out data/hay/train_400.h5
-[ -f data/hay/val_40.h5 ] || $N simulate $GEN --trials 40 --seed 2 --out data/hay/val_40.h5
+mkdir -p runs/hay_history
 # one torch thread per run, two runs at a time (2 cores)
 running=0
 for m in $MODELS; do
