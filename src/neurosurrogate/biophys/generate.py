@@ -231,6 +231,14 @@ def _keep_info(out: Path, info: dict) -> None:
         tmp.write_text(json.dumps(info, sort_keys=True, indent=1))
 
 
+def _check_same_run(src: Path, theirs: dict, config: dict) -> None:
+    """Raise DatasetError unless the run ``src`` (configuration ``theirs``) differs from ``config`` at
+    most in its number of trials."""
+    diff = sorted(k for k in set(theirs) | set(config) if k != "n_trials" and theirs.get(k) != config.get(k))
+    if diff:
+        raise ds.DatasetError(f"--reuse {src}: its trials come from a different configuration (differs in {diff})")
+
+
 def _reuse_parts(out: Path, src: Path, config: dict, n_trials: int) -> int:
     """Link (or copy) the finished trials ``< n_trials`` of another run's parts into ``out``'s.
 
@@ -249,10 +257,7 @@ def _reuse_parts(out: Path, src: Path, config: dict, n_trials: int) -> int:
                               f"and no finished dataset {run}")
     if src.resolve() == ds.parts_dir(out).resolve():
         return 0
-    theirs = json.loads(meta.read_text())
-    diff = sorted(k for k in set(theirs) | set(config) if k != "n_trials" and theirs.get(k) != config.get(k))
-    if diff:
-        raise ds.DatasetError(f"--reuse {src}: its trials come from a different configuration (differs in {diff})")
+    _check_same_run(src, json.loads(meta.read_text()), config)
     info = src / "cell_info.json"
     if info.exists():
         _keep_info(out, json.loads(info.read_text()))
@@ -283,10 +288,7 @@ def _reuse_finished(out: Path, run: Path, config: dict, n_trials: int) -> int:
         d = ds.load_dataset(run)
     except ds.DatasetError as exc:
         raise ds.DatasetError(f"--reuse {run}: {exc}") from None
-    theirs = d.config
-    diff = sorted(k for k in set(theirs) | set(config) if k != "n_trials" and theirs.get(k) != config.get(k))
-    if diff:
-        raise ds.DatasetError(f"--reuse {run}: its trials come from a different configuration (differs in {diff})")
+    _check_same_run(run, d.config, config)
     if {"sites", "ica_site", "v_rest_mV"} <= set(d.extra):  # hay-l5pc: the cell info the parts keep
         _keep_info(out, {"synapses": d.synapses, "sites": d.extra["sites"], "ica_site": d.extra["ica_site"],
                          "v_rest_mV": d.extra["v_rest_mV"]})
