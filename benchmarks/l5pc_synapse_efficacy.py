@@ -122,29 +122,6 @@ def run_context(model, cell, data, trial: int, t0: float, window: int, workers: 
     return out, arrays, kinds, dist, changed
 
 
-def plot(path: Path, panels: list) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
-    for ax, (title, (a, b), kinds, dist, changed) in zip(axes[0], panels):
-        ok = ~changed
-        sc = ax.scatter(a[ok], b[ok], c=dist[ok], s=12, cmap="viridis",
-                        marker="o", edgecolors=np.where(kinds[ok] == "exc", "none", "red"))
-        lo, hi = min(a[ok].min(), b[ok].min()), max(a[ok].max(), b[ok].max())
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_xlabel("NEURON: soma change, mV ms")
-        ax.set_ylabel("surrogate: soma change, mV ms")
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(sc, ax=ax, label="path distance from soma, µm")
-    fig.suptitle("one extra event per synapse (red edge: inhibitory)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def table(rows: list) -> str:
     lines = ["| context | site | kind | synapses | NEURON mean mV ms | surrogate mean mV ms | slope | r | median rel. error |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -223,7 +200,9 @@ def main(argv=None) -> int:
         tmp.write_text(json.dumps(record, indent=1))
     with atomic_path(out / "efficacy.md") as tmp:
         tmp.write_text(table(rows))
-    plot(out / "efficacy.png", panels)
+    from neurosurrogate.plotting import plot_synapse_efficacy
+
+    plot_synapse_efficacy(out / "efficacy.png", panels)
     print(table(rows))
     print(f"wrote {out}/efficacy.json, efficacy.md, efficacy.png")
     return 0

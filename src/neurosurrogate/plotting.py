@@ -359,3 +359,25 @@ def plot_history_kernels(path, lags_ms, curves) -> Path:
     ax_l.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path, plt)
+
+
+def plot_synapse_efficacy(path, panels: list) -> Path:
+    """One extra event per synapse, surrogate against NEURON (``benchmarks/l5pc_synapse_efficacy.py``):
+    one panel per context, ``(title, (neuron, surrogate), kinds, dist_um, changed)`` with the soma
+    change's integral per synapse (mV ms), its kind (``exc``/``inh``), its path distance from the
+    soma (um) and whether its event changed a NEURON spike (those are left out)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    for ax, (title, (a, b), kinds, dist, changed) in zip(axes[0], panels):
+        ok = ~changed
+        sc = ax.scatter(a[ok], b[ok], c=dist[ok], s=12, cmap="viridis",
+                        marker="o", edgecolors=np.where(kinds[ok] == "exc", "none", "red"))
+        lo, hi = min(a[ok].min(), b[ok].min()), max(a[ok].max(), b[ok].max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("NEURON: soma change, mV ms")
+        ax.set_ylabel("surrogate: soma change, mV ms")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(sc, ax=ax, label="path distance from soma, µm")
+    fig.suptitle("one extra event per synapse (red edge: inhibitory)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, plt)
