@@ -20,8 +20,9 @@ efficacies are off by tens of percent cannot be expected to do better.
 
 ``--context TRIAL:T0`` (repeatable): background = trial TRIAL of ``--data`` before ``T0 + window`` ms, the
 extra event at T0 + 0.5 ms (pick T0 in a stretch without spikes); ``rest``: no background, T0 = 100 ms.
-Writes ``efficacy.json``, ``efficacy.md`` (table) and ``efficacy.png`` (surrogate against NEURON, one
-point per synapse, coloured by path distance from the soma). Cost: one NEURON run of T0 + window ms per
+Writes ``efficacy.json``, ``efficacy.md`` (table), ``efficacy.png`` (surrogate against NEURON, one
+point per synapse, coloured by path distance from the soma) and ``efficacy.npz`` (per synapse and context:
+the integrals ``{context}_{site}_neuron_mV_ms`` / ``_surrogate_mV_ms`` and ``{context}_spike_changed``). Cost: one NEURON run of T0 + window ms per
 synapse and context (~1 s at rest, ~3-4 s at T0 = 440 ms, per process).
 """
 
@@ -186,10 +187,14 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, panels = [], []
+    rows, panels, per_synapse = [], [], {}
     for trial, t0 in contexts:
         row, arrays, kinds, dist, changed = run_context(model, cell, data, trial, t0, args.window_ms, args.workers, syns)
         rows.append(row)
+        ctx = "rest" if trial < 0 else f"trial{trial}_t{t0:g}"
+        per_synapse[f"{ctx}_spike_changed"] = changed
+        for site, (a, b) in arrays.items():
+            per_synapse[f"{ctx}_{site}_neuron_mV_ms"], per_synapse[f"{ctx}_{site}_surrogate_mV_ms"] = a, b
         title = "at rest" if trial < 0 else f"trial {trial} of {Path(args.data).name}, event at {t0 + 0.5:g} ms"
         panels.append((title, arrays["soma"], kinds, dist, changed))
         print(json.dumps(row), flush=True)
@@ -198,13 +203,16 @@ def main(argv=None) -> int:
 
     with atomic_path(out / "efficacy.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1))
+    with atomic_path(out / "efficacy.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, synapses=np.asarray(rows[0]["synapses"]), kind=kinds, dist_um=dist, **per_synapse)
     with atomic_path(out / "efficacy.md") as tmp:
         tmp.write_text(table(rows))
     from neurosurrogate.plotting import plot_synapse_efficacy
 
     plot_synapse_efficacy(out / "efficacy.png", panels)
     print(table(rows))
-    print(f"wrote {out}/efficacy.json, efficacy.md, efficacy.png")
+    print(f"wrote {out}/efficacy.json, efficacy.md, efficacy.png, efficacy.npz")
     return 0
 
 

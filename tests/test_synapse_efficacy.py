@@ -76,4 +76,7 @@ def test_small_run_against_neuron(tmp_path):
     soma = row["sites"]["soma"]
     assert soma["exc"]["n"] == 2 and soma["inh"] == {"n": 1}
     assert soma["exc"]["mean_integral_neuron_mV_ms"] > 0 and np.isfinite(soma["exc"]["slope"])
+    with np.load(tmp_path / "o" / "efficacy.npz") as f:
+        assert list(f["synapses"]) == [0, 1, 199] and f["rest_soma_neuron_mV_ms"].shape == (3,)
+        assert f["rest_soma_neuron_mV_ms"][2] < 0 < f["rest_soma_neuron_mV_ms"][0]
     assert (tmp_path / "o" / "efficacy.png").stat().st_size > 0 and "| rest | soma |" in (tmp_path / "o" / "efficacy.md").read_text()

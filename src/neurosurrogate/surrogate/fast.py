@@ -175,7 +175,8 @@ class FusedGRU:
 
     def __init__(self, net) -> None:
         gru = net.gru
-        self.H, self.L, self.n_in, self.n_out = net.hidden, net.layers, net.n_in, net.n_out
+        self.H, self.L, self.n_out = net.hidden, net.layers, net.n_out
+        self.n_in = net.inp.weight.shape[1]  # the input stage's features (gru_prior adds its channels to n_in)
         self._params = list(net.parameters())
         self._versions = self._now()
         f32 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731

@@ -153,6 +153,9 @@ class TrainConfig:
         for key in ("train_data", "val_data"):
             if key in data:
                 data[key] = [str(p if Path(p).is_absolute() else (base / p)) for p in data[key]]
+        prior = (data.get("arch_params") or {}).get("prior_file")
+        if isinstance(prior, str) and not Path(prior).is_absolute():  # gru_prior's kernels, like the data
+            data["arch_params"] = {**data["arch_params"], "prior_file": str(base / prior)}
         if "out_dir" in data and not Path(data["out_dir"]).is_absolute():
             data["out_dir"] = str(base / data["out_dir"])
         try:

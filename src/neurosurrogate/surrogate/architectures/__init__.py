@@ -5,6 +5,7 @@ from neurosurrogate.surrogate.architectures import (  # noqa: F401
     gru,
     gru_fb,
     gru_history,
+    gru_prior,
     linear,
     mlp,
     nonlinear,
