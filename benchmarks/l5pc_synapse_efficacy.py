@@ -52,17 +52,6 @@ def parse_context(text: str) -> tuple[int, float]:
     return trial, t0
 
 
-def with_event(bg, syn: int | None, t_ms: float, weight_nS: float):
-    """The background events plus one event (or none), time-sorted."""
-    from neurosurrogate.inputs import EventTable
-
-    t, s, w = bg
-    if syn is not None:
-        t, s, w = np.r_[t, t_ms], np.r_[s, syn], np.r_[w, weight_nS]
-    o = np.argsort(t, kind="stable")
-    return EventTable(t[o], s[o].astype(np.int64), w[o])
-
-
 def scores(dn: np.ndarray, ds: np.ndarray) -> dict:
     """(n_synapses, window) changes of NEURON and the surrogate -> the module doc's scores."""
     a, b = dn.sum(1), ds.sum(1)  # mV ms (1 ms samples)
@@ -81,14 +70,10 @@ def scores(dn: np.ndarray, ds: np.ndarray) -> dict:
 def run_context(model, cell, data, trial: int, t0: float, window: int, workers: int, syns=None) -> tuple:
     """One context: (row of scores, {site: (NEURON, surrogate) integrals}, kinds, distances, spike changed)."""
     from neurosurrogate.biophys.generate import hay_traces, map_chunks
+    from neurosurrogate.biophys.psp import with_event
 
     T = int(np.ceil(t0)) + window + 1
-    if trial >= 0:
-        ev = data.events[trial]
-        keep = ev.t_ms < T
-        bg = (ev.t_ms[keep], ev.synapse[keep], ev.weight_nS[keep])
-    else:
-        bg = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+    bg = data.events[trial].window(0.0, float(T)) if trial >= 0 else None
     w = np.asarray(model.encoding.synapse_weights_nS, dtype=float)
     syns = np.arange(len(w)) if syns is None else np.asarray(syns, dtype=int)
     n = len(syns)

@@ -33,10 +33,13 @@ def test_contexts_parse_or_name_the_problem():
 
 
 def test_with_event_adds_one_event_in_time_order():
-    bg = (np.array([1.0, 5.0]), np.array([0, 1]), np.array([2.0, 2.0]))
-    t = eff.with_event(bg, 7, 3.5, 0.4)
+    from neurosurrogate.biophys.psp import with_event
+    from neurosurrogate.inputs import EventTable
+
+    bg = EventTable(np.array([1.0, 5.0]), np.array([0, 1]), np.array([2.0, 2.0]))
+    t = with_event(bg, 7, 3.5, 0.4)
     assert list(t.t_ms) == [1.0, 3.5, 5.0] and list(t.synapse) == [0, 7, 1] and list(t.weight_nS) == [2.0, 0.4, 2.0]
-    assert len(eff.with_event(bg, None, 3.5, 0.4).t_ms) == 2
+    assert len(with_event(bg, None, 3.5, 0.4).t_ms) == 2 and list(with_event(None, 3, 2.0, 1.0).synapse) == [3]
 
 
 def test_scores_measure_scale_and_order():

@@ -27,7 +27,8 @@ SITES = ("soma", "dend0", "dend1")
 DEFAULT_TAUS_MS = (0.7, 1.5, 3.0, 6.0, 12.0, 25.0, 50.0, 100.0, 200.0)
 
 
-def _with_event(bg: EventTable | None, syn: int | None, t_ms: float, weight_nS: float) -> EventTable:
+def with_event(bg: EventTable | None, syn: int | None, t_ms: float, weight_nS: float) -> EventTable:
+    """The background events (None: none) plus one event at synapse ``syn`` (None: no event), time-sorted."""
     t = np.zeros(0) if bg is None else np.asarray(bg.t_ms, float)
     s = np.zeros(0, np.int64) if bg is None else np.asarray(bg.synapse, np.int64)
     w = np.zeros(0) if bg is None else np.asarray(bg.weight_nS, float)
@@ -79,7 +80,7 @@ def measure_psp_kernels(cell, window_ms: int = 200, t0_ms: float = 100.0, worker
     T = k0 + window_ms + 1
     bg = None if background is None else background.window(0.0, float(T))
     w = np.array([float(table[i]["weight_nS"]) for i in syns])
-    items = [_with_event(bg, None, t0_ms, 0.0)] + [_with_event(bg, int(i), t0_ms, wi) for i, wi in zip(syns, w)]
+    items = [with_event(bg, None, t0_ms, 0.0)] + [with_event(bg, int(i), t0_ms, wi) for i, wi in zip(syns, w)]
     traces = map_chunks(hay_traces, items, int(workers), cell.to_dict(), float(T))
     sl = slice(k0, k0 + window_ms)
 
