@@ -22,8 +22,9 @@ efficacies are off by tens of percent cannot be expected to do better.
 extra event at T0 + 0.5 ms (pick T0 in a stretch without spikes); ``rest``: no background, T0 = 100 ms.
 Writes ``efficacy.json``, ``efficacy.md`` (table), ``efficacy.png`` (surrogate against NEURON, one
 point per synapse, coloured by path distance from the soma) and ``efficacy.npz`` (per synapse and context:
-the integrals ``{context}_{site}_neuron_mV_ms`` / ``_surrogate_mV_ms`` and ``{context}_spike_changed``). Cost: one NEURON run of T0 + window ms per
-synapse and context (~1 s at rest, ~3-4 s at T0 = 440 ms, per process).
+the integrals ``{context}_{site}_neuron_mV_ms`` / ``_surrogate_mV_ms`` and ``{context}_spike_changed``).
+Cost: one NEURON run of T0 + window ms per synapse and context (~1 s at rest, ~3-4 s at T0 = 440 ms, per
+process).
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ def _write(args, res: dict, taus: list) -> int:
     for s, name in enumerate(meta["sites"]):
         for kind in ("exc", "inh"):
             m = res["kind"] == kind
-            print(f"{name} {kind}: mean integral {integ[m, s].mean():.2f} mV ms, peak {np.abs(k[m, s]).max(-1).mean():.3f} mV")
+            peak = np.abs(k[m, s]).max(-1).mean()
+            print(f"{name} {kind}: mean integral {integ[m, s].mean():.2f} mV ms, mean peak {peak:.3f} mV")
     print(f"fit relative RMS error {rel:.4f}; {meta['n_spike_changed']} kernels changed a spike; wrote {args.out}")
     return 0
 

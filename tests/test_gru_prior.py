@@ -130,14 +130,26 @@ def test_psp_kernels_script_measures_neuron(tmp_path):
 
     out = tmp_path / "psp.npz"
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "hay_psp_kernels.py"), "--morphology", str(MORPH),
-                        "--out", str(out), "--window-ms", "30", "--workers", "1", "--taus-ms", "2,8", "--synapses", "0,1,199"],
+                        "--out", str(out), "--window-ms", "30", "--workers", "1", "--taus-ms", "2,8",
+                        "--synapses", "0,1,199"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     with np.load(out) as f:
         k, coef, kind = f["kernels_mV"], f["coef_mV"], f["kind"]
     assert k.shape == (3, 3, 30) and coef.shape == (3, 3, 2) and list(kind) == ["exc", "exc", "inh"]
     assert k[:2, 0].sum(1).min() > 0 and k[2, 0].sum() < 0
-    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "hay_psp_kernels.py"), "--morphology", str(MORPH),
-                          "--out", str(tmp_path / "x.txt")], capture_output=True, text=True)
-    assert bad.returncode == 2 and "--out" in bad.stderr and "Traceback" not in bad.stderr
+    script = [sys.executable, str(REPO / "scripts" / "hay_psp_kernels.py")]
+    r = subprocess.run(script + ["--refit", str(out), "--taus-ms", "1,5,25", "--out", str(tmp_path / "re.npz")],
+                       capture_output=True, text=True, timeout=120)  # no NEURON: the stored kernels fitted again
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "re.npz") as f:
+        assert f["coef_mV"].shape == (3, 3, 3) and np.array_equal(f["kernels_mV"], k)
+        assert json.loads(str(f["meta"]))["args"]["window_ms"] == 30
+    for args, message in ((["--morphology", str(MORPH), "--out", str(tmp_path / "x.txt")], "--out"),
+                          (["--refit", str(tmp_path / "k.npz"), "--out", str(tmp_path / "y.npz")], "not an NPZ"),
+                          (["--out", str(tmp_path / "z.npz")], "--morphology")):
+        if message == "not an NPZ":
+            kernels_npz(tmp_path / "k.npz")
+        bad = subprocess.run(script + args, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
 

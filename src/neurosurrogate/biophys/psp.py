@@ -106,7 +106,8 @@ def measure_psp_kernels(cell, window_ms: int = 200, t0_ms: float = 100.0, worker
     }
 
 
-def fit_exponential_kernels(kernels: np.ndarray, taus_ms=DEFAULT_TAUS_MS, ridge: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+def fit_exponential_kernels(kernels: np.ndarray, taus_ms=DEFAULT_TAUS_MS,
+                            ridge: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares fit of kernels (..., L) at whole-ms lags 0..L-1 by ``sum_j c_j exp(-lag / tau_j)``.
 
     Returns ``(coefficients (..., J), fitted kernels (..., L))``. ``ridge`` (relative to the basis'
