@@ -149,6 +149,7 @@ def main(argv=None) -> int:
         from neurosurrogate.api import load_model
         from neurosurrogate.biophys.cells import get_cell
         from neurosurrogate.data.dataset import load_dataset
+        from neurosurrogate.inputs import parse_synapses
 
         model = load_model(args.model)
         if "v_dend0_mV" not in model.encoding.extra_names:
@@ -159,15 +160,7 @@ def main(argv=None) -> int:
                 raise ValueError(f"--context {trial}:{t0:g}: {args.data} has {data.n_trials} trials of "
                                  f"{data.duration_ms:g} ms")
         cell = get_cell("hay-l5pc", morphology=args.morphology)
-        syns = None
-        if args.synapses.strip():
-            try:
-                syns = [int(x) for x in args.synapses.split(",")]
-            except ValueError:
-                raise ValueError(f"--synapses: expected comma-separated whole numbers, got {args.synapses!r}") from None
-            n_syn = len(model.encoding.synapse_weights_nS)
-            if min(syns) < 0 or max(syns) >= n_syn:
-                raise ValueError(f"--synapses: indices must lie in 0..{n_syn - 1}")
+        syns = parse_synapses(args.synapses, len(model.encoding.synapse_weights_nS))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

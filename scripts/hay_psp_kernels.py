@@ -39,17 +39,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         from neurosurrogate.biophys.psp import DEFAULT_TAUS_MS, fit_exponential_kernels
+        from neurosurrogate.inputs import parse_synapses
 
         try:
             taus = [float(x) for x in args.taus_ms.split(",")] if args.taus_ms.strip() else list(DEFAULT_TAUS_MS)
         except ValueError:
             raise ValueError(f"--taus-ms: expected comma-separated times in ms, got {args.taus_ms!r}") from None
-        syns = None
-        if args.synapses.strip():
-            try:
-                syns = [int(x) for x in args.synapses.split(",")]
-            except ValueError:
-                raise ValueError(f"--synapses: expected comma-separated whole numbers, got {args.synapses!r}") from None
+        syns = parse_synapses(args.synapses)  # their range: measure_psp_kernels, against the cell's table
         if not args.out.endswith(".npz"):
             raise ValueError(f"--out must name an .npz file, got {args.out!r}")
         if (args.trial >= 0) != bool(args.data):

@@ -190,3 +190,16 @@ def test_bin_events_keeps_sub_ms_timing():
     assert np.isclose(off[0, 0], 2.0 * 0.25) and np.isclose(off[0, 1], 4.0 * 0.75)
     assert np.isclose(off[3, 0] / drive[3, 0], 0.5)
     assert np.isclose(drive.sum(), ev.weight_nS.sum())
+
+
+def test_parse_synapses_reads_indices_or_names_the_problem():
+    from neurosurrogate.inputs import parse_synapses
+
+    assert parse_synapses("") is None and parse_synapses("  ", 5) is None
+    assert parse_synapses("0, 3,4", 5) == [0, 3, 4] and parse_synapses("7") == [7]
+    with pytest.raises(ValueError, match="--synapses: expected comma-separated whole numbers"):
+        parse_synapses("1,a")
+    with pytest.raises(ValueError, match=r"--synapses: indices must lie in 0\.\.4"):
+        parse_synapses("0,5", 5)
+    with pytest.raises(ValueError, match="indices must lie"):
+        parse_synapses("-1", 5)

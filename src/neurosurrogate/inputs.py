@@ -42,6 +42,7 @@ __all__ = [
     "draw_weights",
     "mixed_protocol_events",
     "protocol_events",
+    "parse_synapses",
 ]
 
 
@@ -232,6 +233,23 @@ def draw_weights(
         return default_nS.copy()
     sigma2 = np.log1p(cv * cv)
     return default_nS * rng.lognormal(-0.5 * sigma2, np.sqrt(sigma2), size=default_nS.shape)
+
+
+def parse_synapses(text: str, n_synapses: int | None = None) -> list[int] | None:
+    """The ``--synapses`` option of the scripts: comma-separated synapse indices; None if ``text`` is blank.
+
+    Raises:
+        ValueError: not whole numbers, or (given ``n_synapses``) an index outside 0..n_synapses - 1.
+    """
+    if not text.strip():
+        return None
+    try:
+        syns = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--synapses: expected comma-separated whole numbers, got {text!r}") from None
+    if n_synapses is not None and (min(syns) < 0 or max(syns) >= n_synapses):
+        raise ValueError(f"--synapses: indices must lie in 0..{n_synapses - 1}")
+    return syns
 
 
 def _check_rate(name: str, rate: float) -> None:
