@@ -111,6 +111,35 @@ def test_fields_shapes_and_metadata(ref):
     assert sub.v_dend_mV.shape == (1, 2, T_MS) and np.array_equal(sub.ica[0], d.ica[1])
 
 
+def test_record_states_adds_the_slow_states_and_changes_nothing_else(ref, tmp_path):
+    """--set record_states=true: each trial also holds ``states`` (Ca2+ concentrations and gates at
+    the soma, the hot zone and the 400 um site, 1 ms means) named in ``state_names``; the
+    simulation itself is unchanged (same voltages as the run without), the cell dict records the
+    option only while it is on."""
+    from neurosurrogate.biophys.generate import generate_dataset
+
+    out = tmp_path / "states.h5"
+    cell = get_cell("hay-l5pc", morphology=str(MORPH), record_states=True)
+    generate_dataset(out, cell, 1, T_MS, SEED, protocol="mixed", protocol_options=OPTIONS, workers=1,
+                     progress=False)
+    d, r = ds.load_dataset(out), ds.load_dataset(ref)
+    assert np.array_equal(d.v_mV[0], r.v_mV[0]) and np.array_equal(d.v_dend_mV[0], r.v_dend_mV[0])
+    names = d.extra["state_names"]
+    assert d.states.shape == (1, len(names), T_MS) and d.states.dtype == np.float32
+    assert names[0] == "soma.cai" and "soma.HayKPst.h" in names and "hotzone.HayCaLVA.h" in names
+    assert {n.split(".")[0] for n in names} == {"soma", "hotzone", "site0"}
+    assert not any("HayNaTa" in n or "HaySKv31" in n for n in names)  # the spike's own fast gates are left out
+    for n, row in zip(names, d.states[0]):
+        assert np.isfinite(row).all() and row.std() > 0, n
+        if n.endswith("cai"):
+            assert row.min() >= 1e-4 * 0.999 and row.max() < 0.1, n  # mM, from the resting 1e-4 up
+        else:
+            assert 0 <= row.min() and row.max() <= 1, n
+    assert d.cell["record_states"] is True and "record_states" not in r.cell
+    assert r.states is None and "state_names" not in r.extra
+    assert d.subset([0]).states.shape == d.states.shape
+
+
 def test_interrupted_run_resumes_to_the_same_data(ref, tmp_path):
     """`kill PID` after the first trial, then the same command again: identical to an
     uninterrupted run (which used two workers); another configuration is refused."""

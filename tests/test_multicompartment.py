@@ -9,6 +9,7 @@ without the morphology in ../shared/hay2011).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -52,15 +53,23 @@ def _trial(rng) -> tuple[EventTable, dict]:
     return ev, arrays
 
 
-def _write(out, n: int, seed: int, multicompartment: bool = True):
+STATE_NAMES = ["soma.cai", "soma.HayKPst.h"]
+
+
+def _write(out, n: int, seed: int, multicompartment: bool = True, states: bool = False):
     rng = np.random.default_rng(seed)
     for i in range(n):
         ev, arrays = _trial(rng)
         if not multicompartment:
             arrays = {k: v for k, v in arrays.items() if k not in ("v_dend_mV", "ica")}
+        if states:  # a Ca2+ concentration following the dendrite, a gate following the soma slowly
+            arrays["states"] = np.stack([1e-4 + 1e-6 * np.maximum(arrays["v_dend_mV"][1] + 70.0, 0.0),
+                                         0.6 - 0.01 * _filter(arrays["v_mV"] + 77.25, 50.0) / 50.0])
         ds.write_part(out, i, ev, arrays)
     syn = [{"index": j, "kind": "exc" if w == 3.0 else "inh", "weight_nS": w} for j, w in enumerate(WEIGHTS)]
     extra = {"sites": SITES, "ica_site": ICA_SITE, "v_rest_mV": -77.25} if multicompartment else {}
+    if states:
+        extra["state_names"] = STATE_NAMES
     cell = {"name": "synthetic"}  # one "cell"; the point files just lack the extra records
     return ds.assemble(out, {"duration_ms": float(T_MS), "seed": seed, "protocol": "synthetic"}, cell, syn,
                        {"test": True}, n, extra_attrs=extra)
@@ -70,7 +79,8 @@ def _write(out, n: int, seed: int, multicompartment: bool = True):
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("mc")
     return {"dir": d, "train": _write(d / "train.h5", 10, 1), "val": _write(d / "val.h5", 3, 2),
-            "test": _write(d / "test.h5", 4, 3), "point": _write(d / "point.h5", 4, 4, multicompartment=False)}
+            "test": _write(d / "test.h5", 4, 3), "point": _write(d / "point.h5", 4, 4, multicompartment=False),
+            "states": _write(d / "states.h5", 10, 1, states=True)}
 
 
 def _cfg(data, out, **kw):
@@ -312,3 +322,42 @@ def test_spread_weight_reaches_the_voltage_head(data, tmp_path):
     off = train(_cfg(data, tmp_path / "off", **zero), progress=False, log=lambda *a: None)
     assert not torch.allclose(w0[0], on.net.head.weight.detach()[0])
     assert torch.equal(w0, off.net.head.weight.detach())
+
+
+def test_state_targets_are_auxiliary_outputs(data, tmp_path):
+    """targets "states": one z-scored output per recorded state variable, learned with
+    states_weight (0: its head rows get no gradient), left out of the validation loss, so the
+    validation data need not hold states; training data without them are refused."""
+    import torch
+
+    from neurosurrogate.train.loop import loss_groups
+
+    d = ds.load_dataset(data["states"])
+    assert d.states.shape == (10, 2, T_MS) and d.subset([3]).states.shape == (1, 2, T_MS)
+    enc = make_encoding([d], targets=("v_dend", "states"))
+    assert enc.extra_names == ("v_dend0_mV", "v_dend1_mV", "state_soma_cai", "state_soma_HayKPst_h")
+    cai = enc.extras[2]
+    assert cai.unit == "mM" and enc.extras[3].unit == "1"
+    assert cai.offset == pytest.approx(np.median(d.states[:, 0, 0])) and cai.scale == pytest.approx(d.states[:, 0].std(),
+                                                                                                     rel=1e-4)
+    z = enc.targets(d.v_mV, d.spike_times_ms, v_dend_mV=d.v_dend_mV,
+                    values={"state_soma_cai": d.states[:, 0], "state_soma_HayKPst_h": d.states[:, 1]})
+    assert np.allclose(z[..., 5], (d.states[:, 0] - cai.offset) / cai.scale, atol=1e-5)
+    assert z[..., 5].std() == pytest.approx(1.0, rel=0.01) and np.abs(z[:, 0, 5]).min() < 1e-6  # 0 at rest
+    cfg = _cfg(data, tmp_path / "s", train_data=(str(data["states"]),), targets=("v_dend", "states"),
+               states_weight=0.5, max_steps=2, seed=0)
+    assert [g[0] for g in loss_groups(cfg, enc)] == ["v_dend", "states"]
+    assert loss_groups(cfg, enc)[1][1:] == ([5, 6], 0.5)
+    assert [g[0] for g in loss_groups(cfg, enc, auxiliary=False)] == ["v_dend"]
+    torch.manual_seed(0)
+    w0 = SurrogateModel.create("gru", enc, hidden=8, layers=1).net.head.weight.detach()
+    on = train(cfg, progress=False, log=lambda *a: None)  # validation data (val.h5) hold no states
+    off = train(dataclasses.replace(cfg, out_dir=str(tmp_path / "off"), states_weight=0.0), progress=False,
+                log=lambda *a: None)
+    assert not torch.allclose(w0[5:7], on.net.head.weight.detach()[5:7])
+    assert torch.equal(w0[5:7], off.net.head.weight.detach()[5:7])
+    assert on.encoding.extra_names[-2:] == ("state_soma_cai", "state_soma_HayKPst_h")
+    with pytest.raises(TrainError, match=r"'states' requested, but dataset.*train.h5.*record_states"):
+        make_encoding([ds.load_dataset(data["train"])], targets=("states",))
+    with pytest.raises(ValueError, match="unknown target"):
+        _cfg(data, tmp_path / "x", targets=("state",))

@@ -183,6 +183,7 @@ def _hay_info(model) -> dict:
         "sites": model.sites,
         "ica_site": model.ca_site,
         "v_rest_mV": float(model.v_rest_mV),
+        **({"state_names": [name for name, _, _ in model.state_probes]} if model.spec.record_states else {}),
     }
 
 
@@ -194,6 +195,8 @@ def _hay_worker(cell_dict: dict, index: int, events: dict, duration_ms: float) -
     tr = simulate_hay(cell, EventTable(**events), duration_ms)
     arrays = {"v_mV": tr.v_mV, "ina": tr.ina, "ik": tr.ik, "spike_times_ms": tr.spike_times_ms,
               "v_dend_mV": tr.v_dend_mV, "ica": tr.ica}
+    if tr.states is not None:
+        arrays["states"] = tr.states
     return index, arrays, _hay_info(hay_model(cell))
 
 
@@ -291,7 +294,8 @@ def _reuse_finished(out: Path, run: Path, config: dict, n_trials: int) -> int:
     _check_same_run(run, d.config, config)
     if {"sites", "ica_site", "v_rest_mV"} <= set(d.extra):  # hay-l5pc: the cell info the parts keep
         _keep_info(out, {"synapses": d.synapses, "sites": d.extra["sites"], "ica_site": d.extra["ica_site"],
-                         "v_rest_mV": d.extra["v_rest_mV"]})
+                         "v_rest_mV": d.extra["v_rest_mV"],
+                         **({"state_names": d.extra["state_names"]} if "state_names" in d.extra else {})})
     have = ds.finished_parts(out)
     taken = 0
     for i in range(min(n_trials, d.n_trials)):
@@ -302,6 +306,8 @@ def _reuse_finished(out: Path, run: Path, config: dict, n_trials: int) -> int:
             arrays["v_dend_mV"] = d.v_dend_mV[i]
         if d.ica is not None:
             arrays["ica"] = d.ica[i]
+        if d.states is not None:
+            arrays["states"] = d.states[i]
         ds.write_part(out, i, d.events[i], arrays)
         taken += 1
     return taken
@@ -321,6 +327,7 @@ HAY_UNITS = {
     "ik": "mA/cm2 (soma, 1 ms bin means)", "spike_times_ms": "ms (soma, upward crossings of the threshold)",
     "v_dend_mV": "mV, shape (n_sites, T): row k = sites[k], 1 kHz point samples at t = 0, 1, ... ms",
     "ica": "mA/cm2, calcium current density (HVA + LVA) at ica_site, 1 ms bin means, negative = inward",
+    "states": "shape (n_states, T): row k = state_names[k] (cai in mM, gates 0-1), 1 ms bin means",
     "dist_um": "um, path distance from soma[0](0.5)", "weight_nS": "nS (peak conductance)",
     "tau_ms": "ms", "e_rev_mV": "mV",
 }
@@ -484,4 +491,6 @@ def generate_dataset(
         "init": ("steady state without input (computed once per worker process)" if cell.prerun
                  else f"finitialize({cell.v_init_mV:g} mV), no pre-run"),
     }
+    if "state_names" in info:
+        extra["state_names"] = info["state_names"]
     return ds.assemble(out, config, cell.to_dict(), info["synapses"], provenance(), n_trials, extra_attrs=extra)

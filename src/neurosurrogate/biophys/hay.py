@@ -177,6 +177,41 @@ MECH_STATES = {
 }
 
 
+#: Gates left out of the recorded states: the spike's own fast gates (sub-ms; the 1 ms means
+#: of the soma voltage and spike times carry them).
+FAST_MECHS = ("HayNaTa", "HayNaTs2", "HaySKv31")
+
+#: Where :func:`state_probes` records: the soma, the Ca hot-zone compartment of ``ica`` and
+#: the first dendritic recording site (400 um on the trunk). (The replacement axon is passive.)
+STATE_LOCATIONS = ("soma", "hotzone", "site0")
+
+
+def state_probes(model: "HayModel") -> list[tuple[str, object, str]]:
+    """The state variables recorded with ``record_states``: ``(name, object, attribute)``.
+
+    At each of :data:`STATE_LOCATIONS`, the intracellular Ca2+ concentration ``cai`` (mM;
+    where the Ca dynamics are inserted) and every gate of :data:`MECH_STATES` present there
+    except those of :data:`FAST_MECHS`, in that table's order. Names read
+    ``<location>.<mechanism>.<gate>`` or ``<location>.cai`` (e.g. ``soma.HayKPst.h``).
+    """
+    segs = {"soma": model.soma(0.5),
+            "hotzone": model.sections[model.ca_site["section"]](model.ca_site["x"])}
+    if model.sites:
+        segs["site0"] = model.sections[model.sites[0]["section"]](model.sites[0]["x"])
+    out = []
+    for loc in STATE_LOCATIONS:
+        seg = segs.get(loc)
+        if seg is None:
+            continue
+        if hasattr(seg, "HayCaDyn"):
+            out.append((f"{loc}.cai", seg, "cai"))
+        for mech, gates in MECH_STATES.items():
+            if mech in FAST_MECHS or not hasattr(seg, mech):
+                continue
+            out.extend((f"{loc}.{mech}.{g}", getattr(seg, mech), g) for g in gates)
+    return out
+
+
 def nseg_rule(L_um: float) -> int:
     """Compartments of a section of length ``L_um``: ``1 + 2 floor(L/40)`` (always odd)."""
     return 1 + 2 * int(L_um // 40.0)
@@ -247,6 +282,10 @@ class HayCell:
         alpha_cutoff_tau: truncate each alpha conductance this many tau after onset (10, the
             default = NEURON's AlphaSynapse, as in the reference experiment; 0 = exact alpha).
         recording_dist_um: path distances of the dendritic recording sites on the apical trunk.
+        record_states: also record the cell's slower state variables (:data:`STATE_LOCATIONS`,
+            :func:`state_probes`): Ca2+ concentrations and gates, 1 ms bin means, as ``states``
+            of each trial (auxiliary training targets). Off by default; left out of
+            :meth:`to_dict` while off, so the configuration of earlier datasets is unchanged.
     """
 
     name: str = "hay-l5pc"
@@ -269,6 +308,7 @@ class HayCell:
     inh_weight_nS: float = 1.0
     alpha_cutoff_tau: float = 10.0
     recording_dist_um: tuple[float, ...] = (400.0, 700.0)
+    record_states: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "morphology", resolve_morphology(self.morphology))
@@ -284,8 +324,9 @@ class HayCell:
             raise ValueError(f"synapse counts must be whole numbers >= 0, not all 0; got {counts}")
         if abs(round(1.0 / self.dt_ms) * self.dt_ms - 1.0) > 1e-9:
             raise ValueError(f"dt_ms={self.dt_ms} must divide 1 ms exactly (1 kHz records)")
-        if not isinstance(self.prerun, bool):
-            raise ValueError(f"cell parameter prerun must be true or false, got {self.prerun!r}")
+        for flag in ("prerun", "record_states"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"cell parameter {flag} must be true or false, got {getattr(self, flag)!r}")
         if any(d <= 0 for d in self.recording_dist_um):
             raise ValueError(f"recording_dist_um must be > 0, got {self.recording_dist_um}")
 
@@ -319,6 +360,8 @@ class HayCell:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["recording_dist_um"] = list(self.recording_dist_um)
+        if not self.record_states:
+            del d["record_states"]
         return d
 
     def replace(self, **changes) -> "HayCell":
@@ -631,6 +674,7 @@ class HayModel:
         self.pool: list[list] = [[] for _ in self.syns]
         self.sites = [locate_site(h, self.cell, d) for d in spec.recording_dist_um]
         self.ca_site = locate_ca_site(h, self.cell, self.sites[-1]["section"] if self.sites else None)
+        self.state_probes = state_probes(self)
         self._snapshot: list | None = None
         self.v_rest_mV = math.nan
         self._restore_on_init = False
@@ -768,6 +812,9 @@ class HayModel:
         for k, site in enumerate(self.sites):
             recs[f"v_site{k}"] = h.Vector().record(self.sections[site["section"]](site["x"])._ref_v)
         recs["ica"] = h.Vector().record(self.sections[self.ca_site["section"]](self.ca_site["x"])._ref_ica)
+        if self.spec.record_states:
+            for name, obj, attr in self.state_probes:
+                recs[f"state:{name}"] = h.Vector().record(getattr(obj, f"_ref_{attr}"))
         self._restore_on_init = bool(self.spec.prerun)
         try:
             h.finitialize(self.spec.v_init_mV)
@@ -796,10 +843,13 @@ class HayTrace(Trace):
             t = 0, 1, ... ms (row k = ``meta['sites'][k]``; default rows: 400 um, 700 um).
         ica: (n,) calcium current density (HVA + LVA, NEURON's ``ica``) in the hot-zone
             compartment ``meta['ca_site']``, mA/cm2 (negative = inward), 1 ms bin means.
+        states: (n_states, n) state variables (``meta['state_names']``, see
+            :func:`state_probes`), 1 ms bin means; only with ``record_states``.
     """
 
     v_dend_mV: np.ndarray | None = None
     ica: np.ndarray | None = None
+    states: np.ndarray | None = None
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out = super().to_npz_dict()
@@ -807,6 +857,8 @@ class HayTrace(Trace):
             out["v_dend_mV"] = self.v_dend_mV
         if self.ica is not None:
             out["ica"] = self.ica
+        if self.states is not None:
+            out["states"] = self.states
         return out
 
 
@@ -900,6 +952,9 @@ def simulate_hay(
         v_dend_mV=dend,
         ica=bin_mean_1khz(full["ica"], dt, n),
     )
+    if spec.record_states:
+        tr.states = np.stack([bin_mean_1khz(full[f"state:{name}"], dt, n) for name, _, _ in model.state_probes])
+        tr.meta["state_names"] = [name for name, _, _ in model.state_probes]
     if keep_full:
         tr.meta["v_full_mV"] = v
         tr.meta["v_dend_full_mV"] = np.stack([full[f"v_site{k}"] for k in range(len(model.sites))])

@@ -14,12 +14,13 @@ Layout of a dataset file (``FORMAT = 'neurosurrogate-dataset/1'``)::
         spike_times_ms     (k,) float64
         v_dend_mV          (n_sites, T) float32, mV   } only for cells that record
         ica                (T,) float32, mA/cm2       } them (hay-l5pc)
+        states             (n_states, T) float32      } hay-l5pc with record_states
 
 Cells with extra records (``hay-l5pc``) add root attributes (JSON) given to
 :func:`assemble` as ``extra_attrs``: ``sites`` (the dendritic recording sites,
 row k of ``v_dend_mV``), ``ica_site`` (the compartment of ``ica``: section, x,
-path distance in um, Ca channel densities), ``v_rest_mV``, ``units`` and
-``init``; their ``synapses`` attribute is the placed synapse table (section,
+path distance in um, Ca channel densities), ``v_rest_mV``, ``units``,
+``init`` and, with ``states``, ``state_names``; their ``synapses`` attribute is the placed synapse table (section,
 x, x_node, dist_um, xyz_um, kind, region, tau_ms, e_rev_mV, weight_nS).
 
 While a dataset is generated, every finished trial is written atomically to
@@ -44,9 +45,9 @@ from neurosurrogate.inputs import EventTable
 FORMAT = "neurosurrogate-dataset/1"
 TRACE_KEYS = ("v_mV", "ina", "ik")
 #: per-trial arrays stored when the parts hold them (every part must then hold them)
-OPTIONAL_TRACE_KEYS = ("v_dend_mV", "ica")
+OPTIONAL_TRACE_KEYS = ("v_dend_mV", "ica", "states")
 #: root attributes read into :attr:`Dataset.extra` when present (JSON)
-EXTRA_ATTRS = ("sites", "ica_site", "v_rest_mV", "units", "init")
+EXTRA_ATTRS = ("sites", "ica_site", "v_rest_mV", "units", "init", "state_names")
 
 
 class DatasetError(ValueError):
@@ -175,7 +176,9 @@ class Dataset:
         ica: (n_trials, T) float32 calcium current density at the compartment
             ``extra['ica_site']``, mA/cm2 (1 ms bin means, negative = inward), or None.
         extra: further metadata (``sites``, ``ica_site``, ``v_rest_mV``, ``units``,
-            ``init``); empty for point cells.
+            ``init``, ``state_names``); empty for point cells.
+        states: (n_trials, n_states, T) float32 state variables (row k = ``extra['state_names'][k]``;
+            hay-l5pc generated with ``record_states``), or None.
     """
 
     events: list[EventTable]
@@ -191,6 +194,7 @@ class Dataset:
     v_dend_mV: np.ndarray | None = None
     ica: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    states: np.ndarray | None = None
 
     @property
     def sites(self) -> list[dict] | None:
@@ -223,7 +227,7 @@ class Dataset:
             [self.events[i] for i in idx], self.v_mV[idx], self.ina[idx], self.ik[idx],
             [self.spike_times_ms[i] for i in idx], self.config, self.cell, self.synapses, self.provenance, self.path,
             None if self.v_dend_mV is None else self.v_dend_mV[idx], None if self.ica is None else self.ica[idx],
-            dict(self.extra),
+            dict(self.extra), None if self.states is None else self.states[idx],
         )
 
 
@@ -263,4 +267,5 @@ def load_dataset(path: str | Path) -> Dataset:
             events, np.stack(vs), np.stack(nas), np.stack(ks), spikes,
             json.loads(f.attrs["config"]), json.loads(f.attrs["cell"]), json.loads(f.attrs["synapses"]),
             json.loads(f.attrs["provenance"]), path, opt.get("v_dend_mV"), opt.get("ica"), extra,
+            opt.get("states"),
         )

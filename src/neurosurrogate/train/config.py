@@ -56,9 +56,13 @@ class TrainConfig:
             (every dendritic recording site of the data, outputs ``v_dend0_mV``, ...) and
             ``ica`` (hot-zone Ca2+ current); the data must hold them. None (the default) keeps
             the point-cell behaviour: INa and IK if ``predict_currents`` and the data vary.
-        dend_weight, ica_weight: loss weights of the ``v_dend`` group (all sites; weight 1
-            treats dendritic voltage like the soma voltage) and of ``ica``; ``current_weight``
-            weighs ``ina``/``ik``.
+            ``states`` adds auxiliary outputs ``state_<name>``, one per recorded state variable of
+            the training data (hay-l5pc generated with ``--set record_states=true``; Ca2+
+            concentrations and gates, each z-scored): a training aid, left out of the validation
+            loss, so the validation data need not hold them.
+        dend_weight, ica_weight, states_weight: loss weights of the ``v_dend`` group (all sites;
+            weight 1 treats dendritic voltage like the soma voltage), of ``ica`` and of the
+            ``states`` group (all state outputs together); ``current_weight`` weighs ``ina``/``ik``.
         rest_warmup_ms: if > 0, the trained model's card asks for a warmed-up resting state:
             on loading, the model runs this long without input from its zero state and starts
             every prediction and network from where that ends (its own fixed point) instead of
@@ -99,6 +103,7 @@ class TrainConfig:
     targets: tuple[str, ...] | None = None
     dend_weight: float = 1.0
     ica_weight: float = 0.1
+    states_weight: float = 0.1
     rest_warmup_ms: int = 0
     v_clip_mV: float | None = None
 
@@ -122,7 +127,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "voltage_weight",
-                     "threads", "dend_weight", "ica_weight", "rest_warmup_ms", "spread_weight"):
+                     "threads", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "spread_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         if self.spread_weight > 0 and self.spread_window_ms >= self.chunk_ms:
@@ -181,7 +186,7 @@ class TrainConfig:
 
 
 #: extra target names of ``TrainConfig.targets``
-TARGETS = ("ina", "ik", "v_dend", "ica")
+TARGETS = ("ina", "ik", "v_dend", "ica", "states")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
-LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "rest_warmup_ms", "v_clip_mV", "voltage_weight",
+LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "v_clip_mV", "voltage_weight",
                 "spread_weight", "spread_window_ms")

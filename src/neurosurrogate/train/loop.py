@@ -30,7 +30,7 @@ from neurosurrogate.data.io import atomic_path, provenance
 from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, spike_shape
 from neurosurrogate.train.config import TrainConfig
 from neurosurrogate.train.features import SparseFeatures
-from neurosurrogate.train.losses import extra_groups, surrogate_loss
+from neurosurrogate.train.losses import STATE_PREFIX, extra_groups, surrogate_loss
 
 #: dense input features above this size (bytes) are kept sparse (see ``to_tensors``)
 DENSE_LIMIT_BYTES = 256 * 2**20
@@ -48,9 +48,19 @@ class Tensors:
     n_events: np.ndarray  # (N,)
 
 
+#: cell parameters that say what was recorded, not what was simulated: data that differ only in
+#: these come from the same cell
+RECORDING_ONLY = ("record_states",)
+
+
+def cell_key(cell: dict) -> str:
+    """The cell of a dataset as a comparable string, without :data:`RECORDING_ONLY` parameters."""
+    return json.dumps({k: v for k, v in cell.items() if k not in RECORDING_ONLY}, sort_keys=True)
+
+
 def load_all(paths) -> list[Dataset]:
     ds = [load_dataset(p) for p in paths]
-    cells = {json.dumps(d.cell, sort_keys=True) for d in ds}
+    cells = {cell_key(d.cell) for d in ds}
     if len(cells) != 1:
         raise TrainError(f"datasets {list(paths)} come from different cells")
     return ds
@@ -68,7 +78,8 @@ def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=N
     * otherwise, in the order given: ``ina``/``ik`` as above; ``v_dend`` -> ``v_dend{k}_mV``
       for each recording site k (offset = the site's median voltage at t = 0, mV; scale =
       ``v_scale_mV``, as the soma); ``ica`` (offset = its median at t = 0, scale = its SD
-      over all samples, mA/cm2).
+      over all samples, mA/cm2); ``states`` -> ``state_<name>`` for each recorded state variable
+      (:func:`state_output_name`; offset = its median at t = 0, scale = its SD over all samples).
 
     With ``v_clip_mV`` the soma voltage is learned below that ceiling and the encoding keeps the
     training data's spike shape (:func:`~neurosurrogate.surrogate.model.spike_shape`).
@@ -90,6 +101,9 @@ def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=N
                 extras = [ExtraOutput("ina", s_na, 0.0, "mA/cm2"), ExtraOutput("ik", s_k, 0.0, "mA/cm2")]
     else:
         for name in targets:
+            if name == "states":
+                extras.extend(_state_extras(train))
+                continue
             key = "v_dend_mV" if name == "v_dend" else name
             lacking = [str(d.path) for d in train if getattr(d, key, None) is None]
             if lacking:
@@ -121,6 +135,43 @@ def make_encoding(train: list[Dataset], predict_currents: bool = True, targets=N
     )
 
 
+def state_output_name(state: str) -> str:
+    """Output name of a recorded state variable: ``soma.HayKPst.h`` -> ``state_soma_HayKPst_h``."""
+    return STATE_PREFIX + state.replace(".", "_")
+
+
+def _state_extras(train: list[Dataset]) -> list[ExtraOutput]:
+    names = [d.extra.get("state_names") for d in train]
+    lacking = [str(d.path) for d, n in zip(train, names) if d.states is None or not n]
+    if lacking:
+        raise TrainError(f"targets: 'states' requested, but dataset(s) {lacking} hold no state variables "
+                         "(generate hay-l5pc data with --set record_states=true)")
+    if any(n != names[0] for n in names):
+        raise TrainError("targets: the training datasets recorded different state variables")
+    out = []
+    for k, state in enumerate(names[0]):
+        vals = np.concatenate([d.states[:, k].ravel() for d in train])
+        scale = float(vals.std())
+        if not scale > 0:
+            raise TrainError(f"targets: state variable {state!r} is constant in the training data")
+        rest = float(np.median(np.concatenate([d.states[:, k, 0] for d in train])))
+        out.append(ExtraOutput(state_output_name(state), scale, rest, "mM" if state.endswith("cai") else "1"))
+    return out
+
+
+def _state_values(d: Dataset, enc: Encoding) -> dict:
+    """Targets of the ``state_*`` outputs from ``d`` (zeros where ``d`` holds none: validation data,
+    whose loss leaves the states out)."""
+    wanted = [n for n in enc.extra_names if n.startswith(STATE_PREFIX)]
+    if not wanted:
+        return {}
+    have = {}
+    if d.states is not None:
+        have = {state_output_name(s): d.states[:, k] for k, s in enumerate(d.extra.get("state_names", []))}
+    zero = np.zeros_like(d.v_mV)
+    return {n: have.get(n, zero) for n in wanted}
+
+
 def to_tensors(datasets: list[Dataset], enc: Encoding, sparse: bool | str = False) -> Tensors:
     """Inputs and targets of every trial of ``datasets``.
 
@@ -147,7 +198,8 @@ def to_tensors(datasets: list[Dataset], enc: Encoding, sparse: bool | str = Fals
     zs, rates, nev = [], [], []
     for d in datasets:
         try:
-            zs.append(enc.targets(d.v_mV, d.spike_times_ms, d.ina, d.ik, v_dend_mV=d.v_dend_mV, ica=d.ica))
+            zs.append(enc.targets(d.v_mV, d.spike_times_ms, d.ina, d.ik, v_dend_mV=d.v_dend_mV, ica=d.ica,
+                                  values=_state_values(d, enc)))
         except ValueError as exc:
             raise TrainError(f"dataset {d.path}: {exc}") from None
         rates.append(np.array([len(s) / (T / 1000) for s in d.spike_times_ms]))
@@ -155,12 +207,14 @@ def to_tensors(datasets: list[Dataset], enc: Encoding, sparse: bool | str = Fals
     return Tensors(x, torch.from_numpy(np.concatenate(zs)), np.concatenate(rates), np.concatenate(nev))
 
 
-def loss_groups(cfg: TrainConfig, enc: Encoding):
-    """Loss groups of the extra outputs (None: the legacy point-cell loss, ``targets`` unset)."""
+def loss_groups(cfg: TrainConfig, enc: Encoding, auxiliary: bool = True):
+    """Loss groups of the extra outputs (None: the legacy point-cell loss, ``targets`` unset).
+    ``auxiliary`` False (validation) leaves the ``states`` group out."""
     if cfg.targets is None:
         return None
-    return extra_groups(enc.extra_names, {"currents": cfg.current_weight, "v_dend": cfg.dend_weight,
-                                          "ica": cfg.ica_weight})
+    groups = extra_groups(enc.extra_names, {"currents": cfg.current_weight, "v_dend": cfg.dend_weight,
+                                            "ica": cfg.ica_weight, "states": cfg.states_weight})
+    return groups if auxiliary else [g for g in groups if g[0] != "states"]
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -199,7 +253,7 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
         x, z = data.x[b : b + 64].to(device), data.z[b : b + 64].to(device)
         y, _ = model.net(x)
         loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight,
-                                 loss_groups(cfg, model.encoding), voltage_weight=cfg.voltage_weight,
+                                 loss_groups(cfg, model.encoding, auxiliary=False), voltage_weight=cfg.voltage_weight,
                                  spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
         total += float(loss) * x.shape[0]
         n += x.shape[0]
@@ -285,7 +339,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     device = _device(cfg)
     train_ds, val_ds = load_all(cfg.train_data), load_all(cfg.val_data)
     out.mkdir(parents=True, exist_ok=True)
-    if json.dumps(train_ds[0].cell, sort_keys=True) != json.dumps(val_ds[0].cell, sort_keys=True):
+    if cell_key(train_ds[0].cell) != cell_key(val_ds[0].cell):
         raise TrainError("training and validation data come from different cells")
     enc = make_encoding(train_ds, cfg.predict_currents, cfg.targets, cfg.v_clip_mV)
     tr, va = to_tensors(train_ds, enc, sparse="auto"), to_tensors(val_ds, enc, sparse="auto")
@@ -344,7 +398,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             step += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4f}", v=f"{parts['v']:.4f}", best=f"{best:.4f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", v=f"{parts['v']:.4f}", best=f"{best:.4f}")
             if step >= cfg.max_steps:
                 break
         if step // cfg.eval_every > last_eval or step >= cfg.max_steps:

@@ -42,14 +42,18 @@ from torch import Tensor
 
 #: extra output name -> loss group (names not listed form a group of their own)
 GROUP_OF = {"ina": "currents", "ik": "currents"}
+#: name prefix of the auxiliary state outputs (``TrainConfig.targets`` "states")
+STATE_PREFIX = "state_"
 
 
 def group_name(output: str) -> str:
-    """The loss group of an extra output name (``v_dend{k}_mV`` -> ``v_dend``)."""
+    """The loss group of an extra output name (``v_dend{k}_mV`` -> ``v_dend``, ``state_*`` -> ``states``)."""
     from neurosurrogate.surrogate.model import dend_row
 
     if dend_row(output) is not None:
         return "v_dend"
+    if output.startswith(STATE_PREFIX):
+        return "states"
     return GROUP_OF.get(output, output)
 
 
