@@ -366,7 +366,8 @@ def test_state_targets_are_auxiliary_outputs(data, tmp_path):
 
 def test_state_fidelity_script(trained, data, tmp_path):
     """scripts/hay_state_fidelity.py scores every state output against the data (a model trained
-    on them follows both synthetic states, r > 0.3); data or models without states are
+    on them follows both synthetic states, r > 0.3), or with --probe a linear read-out of a model's
+    top GRU layer; data or models without states are
     refused with the argument named."""
     import subprocess
     import sys
@@ -383,7 +384,20 @@ def test_state_fidelity_script(trained, data, tmp_path):
     rows = json.loads(out.read_text())["states"]
     assert [x["state"] for x in rows] == STATE_NAMES and "| soma.HayKPst.h |" in r.stdout
     assert all(x["r_all"] > 0.3 for x in rows)  # both learned (r 0.73 / 0.59 when written)
+    # --probe: a linear read-out of the top GRU layer of a model without state outputs, fitted on states data
+    probe = tmp_path / "probe.json"
+    plain = str(data["dir"] / "run" / "model")
+    r = subprocess.run([sys.executable, str(script), "--model", plain, "--probe", str(data["states"]), "--data",
+                        str(data["states"]), "--out", str(probe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(probe.read_text())
+    assert res["probe"] == str(data["states"]) and res["probe_trials"] == 100
+    assert all(np.isfinite(x["r_all"]) and -1 <= x["r_all"] <= 1 for x in res["states"])
     for args, msg in ((["--data", str(data["train"]), "--model", str(tmp_path / "s" / "model")], "--data: .* no state"),
+                      (["--data", str(data["states"]), "--model", plain, "--probe", str(data["train"])],
+                       "--probe: .* same state variables"),
+                      (["--data", str(data["states"]), "--model", plain, "--probe", str(data["states"]),
+                        "--probe-trials", "0"], "--probe-trials must be >= 1"),
                       (["--data", str(data["states"]), "--model", str(data["dir"] / "run" / "model")],
                        "--model: .* no output")):
         r = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "x.json")], capture_output=True,
