@@ -32,3 +32,10 @@ for m in hay_history/gru hay_states/w02 hay_states/w1; do
   [ $m = hay_history/gru ] || $PY scripts/hay_state_fidelity.py --model runs/$m/model \
       --data data/hay_states/val_40s.h5 --out "$out/state_fidelity.json" > "$out/state_fidelity.md"
 done
+# does a model hold the states without being asked? a linear read-out of its top GRU layer, fitted on 100 training
+# trials, scored on the 40 validation trials
+for m in hay_history/gru hay_states/w1; do
+  $PY scripts/hay_state_fidelity.py --model runs/$m/model --probe data/hay_states/train_400s.h5 \
+      --data data/hay_states/val_40s.h5 --out docs/experiments/hay_states/${m#*/}/probe.json \
+      > docs/experiments/hay_states/${m#*/}/probe.md
+done
