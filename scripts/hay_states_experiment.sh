@@ -8,8 +8,8 @@
 # against the baseline (configs/experiments/hay_history/gru.toml, trained here if absent). Scored on the
 # first 40 validation trials (whole) and the Hay 2011 reference recordings (from 300 ms), and on how well the
 # state outputs follow the cell's (scripts/hay_state_fidelity.py on those 40 trials re-simulated with the
-# states). Every step resumes or skips what is done. Cost on a 2-core CPU: data ~55 min of NEURON on 2 workers, training ~20-25 min per model
-# (two side by side).
+# states). Every step resumes or skips what is done. Cost on a 2-core CPU: data ~50 min of NEURON on 2
+# workers (the 40 validation trials ~8 min on one), training ~12 min per model (two side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/hay_400_data.sh  # N, PY, HAY, GEN; data/hay/train_400.h5 and val_40.h5

@@ -339,8 +339,8 @@ def test_state_targets_are_auxiliary_outputs(data, tmp_path):
     assert enc.extra_names == ("v_dend0_mV", "v_dend1_mV", "state_soma_cai", "state_soma_HayKPst_h")
     cai = enc.extras[2]
     assert cai.unit == "mM" and enc.extras[3].unit == "1"
-    assert cai.offset == pytest.approx(np.median(d.states[:, 0, 0])) and cai.scale == pytest.approx(d.states[:, 0].std(),
-                                                                                                     rel=1e-4)
+    assert cai.offset == pytest.approx(np.median(d.states[:, 0, 0]))
+    assert cai.scale == pytest.approx(d.states[:, 0].std(), rel=1e-4)
     z = enc.targets(d.v_mV, d.spike_times_ms, v_dend_mV=d.v_dend_mV,
                     values={"state_soma_cai": d.states[:, 0], "state_soma_HayKPst_h": d.states[:, 1]})
     assert np.allclose(z[..., 5], (d.states[:, 0] - cai.offset) / cai.scale, atol=1e-5)

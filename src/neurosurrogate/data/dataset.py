@@ -20,8 +20,9 @@ Cells with extra records (``hay-l5pc``) add root attributes (JSON) given to
 :func:`assemble` as ``extra_attrs``: ``sites`` (the dendritic recording sites,
 row k of ``v_dend_mV``), ``ica_site`` (the compartment of ``ica``: section, x,
 path distance in um, Ca channel densities), ``v_rest_mV``, ``units``,
-``init`` and, with ``states``, ``state_names``; their ``synapses`` attribute is the placed synapse table (section,
-x, x_node, dist_um, xyz_um, kind, region, tau_ms, e_rev_mV, weight_nS).
+``init`` and, with ``states``, ``state_names``; their ``synapses`` attribute
+is the placed synapse table (section, x, x_node, dist_um, xyz_um, kind,
+region, tau_ms, e_rev_mV, weight_nS).
 
 While a dataset is generated, every finished trial is written atomically to
 ``<out>.parts/trial_<i>.npz``; the HDF5 file is assembled from the parts at

@@ -188,5 +188,5 @@ class TrainConfig:
 #: extra target names of ``TrainConfig.targets``
 TARGETS = ("ina", "ik", "v_dend", "ica", "states")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
-LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "v_clip_mV", "voltage_weight",
-                "spread_weight", "spread_window_ms")
+LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "v_clip_mV",
+                "voltage_weight", "spread_weight", "spread_window_ms")
