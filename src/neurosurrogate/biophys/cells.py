@@ -15,6 +15,7 @@ which needs a morphology file: ``get_cell("hay-l5pc", morphology=PATH)`` or
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Union
 
@@ -169,6 +170,17 @@ def get_cell(name: str, **params) -> CellSpec:
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; expected one of {sorted(CELLS)}")
     return CELLS[name](**params)
+
+
+#: cell parameters that say what was recorded, not what was simulated: data whose cells differ
+#: only in these come from the same cell
+RECORDING_ONLY = ("record_states",)
+
+
+def cell_key(cell: dict) -> str:
+    """A cell dict (``CellSpec.to_dict``, as datasets store it) as a comparable string, without
+    :data:`RECORDING_ONLY` parameters."""
+    return json.dumps({k: v for k, v in cell.items() if k not in RECORDING_ONLY}, sort_keys=True)
 
 
 def cell_from_dict(d: dict) -> CellSpec:

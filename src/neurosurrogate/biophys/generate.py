@@ -176,14 +176,19 @@ def _worker(cell_dict: dict, items: list[tuple[int, dict]], duration_ms: float) 
     return out
 
 
+#: cell info of a hay-l5pc run that becomes dataset metadata (``state_names`` only with record_states)
+HAY_INFO_KEYS = ("sites", "ica_site", "v_rest_mV", "state_names")
+
+
 def _hay_info(model) -> dict:
-    """What the dataset metadata needs from an instantiated hay-l5pc (JSON-serialisable)."""
+    """What the dataset metadata needs from an instantiated hay-l5pc (JSON-serialisable): the
+    placed synapse table and :data:`HAY_INFO_KEYS`."""
     return {
         "synapses": model.synapse_rows,
         "sites": model.sites,
         "ica_site": model.ca_site,
         "v_rest_mV": float(model.v_rest_mV),
-        **({"state_names": [name for name, _, _ in model.state_probes]} if model.spec.record_states else {}),
+        **({"state_names": model.state_names} if model.spec.record_states else {}),
     }
 
 
@@ -293,21 +298,16 @@ def _reuse_finished(out: Path, run: Path, config: dict, n_trials: int) -> int:
         raise ds.DatasetError(f"--reuse {run}: {exc}") from None
     _check_same_run(run, d.config, config)
     if {"sites", "ica_site", "v_rest_mV"} <= set(d.extra):  # hay-l5pc: the cell info the parts keep
-        _keep_info(out, {"synapses": d.synapses, "sites": d.extra["sites"], "ica_site": d.extra["ica_site"],
-                         "v_rest_mV": d.extra["v_rest_mV"],
-                         **({"state_names": d.extra["state_names"]} if "state_names" in d.extra else {})})
+        _keep_info(out, {"synapses": d.synapses, **{k: d.extra[k] for k in HAY_INFO_KEYS if k in d.extra}})
     have = ds.finished_parts(out)
     taken = 0
     for i in range(min(n_trials, d.n_trials)):
         if i in have:
             continue
         arrays = {"v_mV": d.v_mV[i], "ina": d.ina[i], "ik": d.ik[i], "spike_times_ms": d.spike_times_ms[i]}
-        if d.v_dend_mV is not None:
-            arrays["v_dend_mV"] = d.v_dend_mV[i]
-        if d.ica is not None:
-            arrays["ica"] = d.ica[i]
-        if d.states is not None:
-            arrays["states"] = d.states[i]
+        for k in ds.OPTIONAL_TRACE_KEYS:  # Dataset attributes of the same names
+            if getattr(d, k) is not None:
+                arrays[k] = getattr(d, k)[i]
         ds.write_part(out, i, d.events[i], arrays)
         taken += 1
     return taken
@@ -484,13 +484,9 @@ def generate_dataset(
             _keep_info(out, pool.submit(_hay_info_worker, cell_dict).result())
     info = json.loads(_info_path(out).read_text())
     extra = {
-        "sites": info["sites"],
-        "ica_site": info["ica_site"],
-        "v_rest_mV": info["v_rest_mV"],
+        **{k: info[k] for k in HAY_INFO_KEYS if k in info},
         "units": HAY_UNITS,
         "init": ("steady state without input (computed once per worker process)" if cell.prerun
                  else f"finitialize({cell.v_init_mV:g} mV), no pre-run"),
     }
-    if "state_names" in info:
-        extra["state_names"] = info["state_names"]
     return ds.assemble(out, config, cell.to_dict(), info["synapses"], provenance(), n_trials, extra_attrs=extra)

@@ -683,6 +683,11 @@ class HayModel:
         self.iclamp.amp = 0.0
         self.iclamp.dur = 0.0
 
+    @property
+    def state_names(self) -> list[str]:
+        """Names of the recorded state variables (row order of ``states``, see :func:`state_probes`)."""
+        return [name for name, _, _ in self.state_probes]
+
     def close(self) -> None:
         """Drop every NEURON object of this cell (the handler refers back to the model)."""
         self._fih = None
@@ -953,8 +958,8 @@ def simulate_hay(
         ica=bin_mean_1khz(full["ica"], dt, n),
     )
     if spec.record_states:
-        tr.states = np.stack([bin_mean_1khz(full[f"state:{name}"], dt, n) for name, _, _ in model.state_probes])
-        tr.meta["state_names"] = [name for name, _, _ in model.state_probes]
+        tr.states = np.stack([bin_mean_1khz(full[f"state:{name}"], dt, n) for name in model.state_names])
+        tr.meta["state_names"] = model.state_names
     if keep_full:
         tr.meta["v_full_mV"] = v
         tr.meta["v_dend_full_mV"] = np.stack([full[f"v_site{k}"] for k in range(len(model.sites))])

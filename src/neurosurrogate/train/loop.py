@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurosurrogate.biophys.cells import cell_key
 from neurosurrogate.data.dataset import Dataset, load_dataset
 from neurosurrogate.data.io import atomic_path, provenance
 from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, spike_shape
@@ -46,16 +47,6 @@ class Tensors:
     z: torch.Tensor  # (N, T, n_out)
     rates_Hz: np.ndarray  # (N,) firing rate of each trial
     n_events: np.ndarray  # (N,)
-
-
-#: cell parameters that say what was recorded, not what was simulated: data that differ only in
-#: these come from the same cell
-RECORDING_ONLY = ("record_states",)
-
-
-def cell_key(cell: dict) -> str:
-    """The cell of a dataset as a comparable string, without :data:`RECORDING_ONLY` parameters."""
-    return json.dumps({k: v for k, v in cell.items() if k not in RECORDING_ONLY}, sort_keys=True)
 
 
 def load_all(paths) -> list[Dataset]:
