@@ -491,6 +491,32 @@ def mixed_protocol_events(
     return _assemble(times, syns, default_weights_nS, rng, cv)
 
 
+def with_probe_events(base: EventTable, default_weights_nS: Sequence[float], duration_ms: float,
+                      rate_Hz: float, rng: np.random.Generator) -> EventTable:
+    """``base`` plus single extra events ("probes") at a total Poisson rate ``rate_Hz`` (Hz, over all
+    synapses together): continuous times in [0, duration_ms), synapses uniform over the table, each at
+    its default weight (nS). Two trials that differ only by these events form a *pair*: the difference
+    of the cell's responses is what the probes did in that context (``TrainConfig.pair_weight``).
+
+    Raises:
+        ValueError: ``rate_Hz`` is not a finite number >= 0.
+    """
+    if isinstance(rate_Hz, bool) or not isinstance(rate_Hz, (int, float)) or not (np.isfinite(rate_Hz) and rate_Hz >= 0):
+        raise ValueError(f"probe_rate_Hz must be a rate >= 0 (Hz, all synapses together), got {rate_Hz!r}")
+    _check_duration(duration_ms)
+    w = np.asarray(default_weights_nS, dtype=float)
+    n = rng.poisson(float(rate_Hz) * duration_ms / 1000.0)
+    t = rng.uniform(0.0, duration_ms, size=n)
+    s = rng.integers(0, w.size, size=n).astype(np.int64)
+    if n == 0:
+        return base
+    tt = np.r_[np.asarray(base.t_ms, float), t]
+    ss = np.r_[np.asarray(base.synapse, np.int64), s]
+    ww = np.r_[np.asarray(base.weight_nS, float), w[s]]
+    o = np.argsort(tt, kind="stable")
+    return EventTable(tt[o], ss[o], ww[o])
+
+
 PROTOCOLS = ("paper", "mixed", "poisson")
 
 

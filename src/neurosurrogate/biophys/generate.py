@@ -39,7 +39,7 @@ from neurosurrogate.biophys.cells import CellSpec, cell_from_dict
 from neurosurrogate.biophys.hay import is_hay  # no NEURON import
 from neurosurrogate.data import dataset as ds
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.inputs import EventTable, protocol_events
+from neurosurrogate.inputs import EventTable, protocol_events, with_probe_events
 
 
 @contextlib.contextmanager
@@ -132,13 +132,27 @@ def hay_traces(tables: list, cell_dict: dict, duration_ms: float) -> list:
             else simulate_hay(spec, item, duration_ms) for item in tables]
 
 
+#: option of every protocol: probe events added to the protocol's trial (``inputs.with_probe_events``)
+PROBE_OPTION = "probe_rate_Hz"
+#: third seed word of the probes' random stream: a trial's protocol events do not depend on the probes
+PROBE_STREAM = 7
+
+
 def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: float, seed: int, index: int) -> EventTable:
-    """The event table of trial ``index`` of a dataset (deterministic in seed and index)."""
+    """The event table of trial ``index`` of a dataset (deterministic in seed and index).
+
+    The option ``probe_rate_Hz = R`` (any protocol) adds single events at R Hz in total, drawn from
+    their own stream ``default_rng([seed, index, PROBE_STREAM])``: trial ``i`` of such a run holds
+    exactly the events of trial ``i`` of the run without the option, plus the probes (a *pair*)."""
     syn = cell.synapses
+    opts = dict(options)
+    rate = opts.pop(PROBE_OPTION, None)
     rng = np.random.default_rng([seed, index])
-    return protocol_events(
-        protocol, [s.kind for s in syn], [s.weight_nS for s in syn], duration_ms, rng, **dict(options)
-    )
+    ev = protocol_events(protocol, [s.kind for s in syn], [s.weight_nS for s in syn], duration_ms, rng, **opts)
+    if rate is None:
+        return ev
+    return with_probe_events(ev, [s.weight_nS for s in syn], duration_ms, rate,
+                             np.random.default_rng([seed, index, PROBE_STREAM]))
 
 
 def volley_sites(cell: CellSpec, options: dict) -> dict:

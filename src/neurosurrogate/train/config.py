@@ -69,6 +69,10 @@ class TrainConfig:
             from zeros, which are not exactly its rest (``gru`` only). Training and validation
             are unchanged (they start from zeros).
         v_clip_mV: soma-voltage target ceiling, mV (see ``Encoding.v_clip_mV``); None: no ceiling.
+        pair_weight: weight of the loss on paired trials (``train/pairs.py``): where the training data
+            hold a run generated with ``probe_rate_Hz`` beside its base run, every batch also takes the
+            other trial of each pair it drew, and the difference of the two responses (soma and
+            dendritic voltages) is a target; 0 (default) samples the same batches without that term.
     """
 
     arch: str = "gru"
@@ -106,6 +110,7 @@ class TrainConfig:
     states_weight: float = 0.1
     rest_warmup_ms: int = 0
     v_clip_mV: float | None = None
+    pair_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -127,7 +132,8 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "voltage_weight",
-                     "threads", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "spread_weight"):
+                     "threads", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "spread_weight",
+                     "pair_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         if self.spread_weight > 0 and self.spread_window_ms >= self.chunk_ms:
@@ -189,4 +195,4 @@ class TrainConfig:
 TARGETS = ("ina", "ik", "v_dend", "ica", "states")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
 LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "v_clip_mV",
-                "voltage_weight", "spread_weight", "spread_window_ms")
+                "voltage_weight", "spread_weight", "spread_window_ms", "pair_weight")

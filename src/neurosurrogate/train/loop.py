@@ -28,10 +28,11 @@ import torch
 from neurosurrogate.biophys.cells import cell_key
 from neurosurrogate.data.dataset import Dataset, load_dataset
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, spike_shape
+from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, dend_row, spike_shape
 from neurosurrogate.train.config import TrainConfig
 from neurosurrogate.train.features import SparseFeatures
 from neurosurrogate.train.losses import STATE_PREFIX, extra_groups, surrogate_loss
+from neurosurrogate.train.pairs import PairError, make_pairs, pair_loss
 
 #: dense input features above this size (bytes) are kept sparse (see ``to_tensors``)
 DENSE_LIMIT_BYTES = 256 * 2**20
@@ -335,6 +336,17 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     enc = make_encoding(train_ds, cfg.predict_currents, cfg.targets, cfg.v_clip_mV)
     tr, va = to_tensors(train_ds, enc, sparse="auto"), to_tensors(val_ds, enc, sparse="auto")
     groups = loss_groups(cfg, enc)
+    try:
+        pairs = make_pairs(train_ds, tr.x.shape[1])
+    except PairError as exc:
+        raise TrainError(str(exc)) from None
+    if pairs is None and cfg.pair_weight > 0:
+        raise TrainError("pair_weight > 0 but the training data hold no pairs (a run generated with "
+                         "probe_rate_Hz beside the same run without it)")
+    pair_channels = [0] + [3 + i for i, n in enumerate(enc.extra_names) if dend_row(n) is not None]
+    if pairs is not None:
+        log(f"{len(pairs)} paired trials (probe events): batches take both trials of a pair"
+            + (f", difference loss weight {cfg.pair_weight:g}" if cfg.pair_weight > 0 else ""))
     torch.manual_seed(cfg.seed)
     model = SurrogateModel.create(cfg.arch, enc, **cfg.arch_params)
     model.net.to(device).train()
@@ -369,6 +381,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     while not stop and step < limit and (time.perf_counter() - t_start) < cfg.max_minutes * 60:
         pool = _pool(cfg, tr, step)
         idx = rng.choice(pool, size=min(cfg.batch_size, pool.size), replace=False)
+        if pairs is not None:
+            idx = pairs.with_partners(idx)
+            pb, pp, prow = pairs.in_batch(idx)
         x, z = tr.x[idx].to(device), tr.z[idx].to(device)
         state = None
         for c in range(0, n_chunks_T, cfg.chunk_ms):
@@ -379,6 +394,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
                                          cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
                                          spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
+            if pairs is not None and cfg.pair_weight > 0:
+                lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_channels)
+                loss = loss + cfg.pair_weight * lp
+                parts["pair"] = float(lp.detach())
             for g in opt.param_groups:
                 g["lr"] = _lr(cfg, step)
             opt.zero_grad(set_to_none=True)
@@ -389,7 +408,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             step += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", v=f"{parts['v']:.4f}", best=f"{best:.4f}")
+                extra = {"pair": f"{parts['pair']:.3f}"} if "pair" in parts else {}
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", v=f"{parts['v']:.4f}", **extra, best=f"{best:.4f}")
             if step >= cfg.max_steps:
                 break
         if step // cfg.eval_every > last_eval or step >= cfg.max_steps:

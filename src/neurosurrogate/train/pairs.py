@@ -1,0 +1,158 @@
+"""Paired trials: the same input with and without a few probe events, and the loss on their difference.
+
+Trained on bombardment alone, a surrogate gets each synapse's effect tens of percent wrong (README, the
+detailed cell, item 9): one event's share of a trial's squared error is tiny beside the error both
+trials of a pair share (the slow wandering of the membrane that the model cannot place). A *pair* is a
+trial and its sibling with single extra events at random synapses (``simulate --option probe_rate_Hz=R``:
+trial ``i`` of that run holds exactly trial ``i`` of the run without the option, plus the probes). The
+difference of the two responses is what the probes did in that context; the loss
+
+    pair_weight * sum_m (d_pred - d_true)^2 / sum_m d_true^2,   d = y(sibling) - y(base)
+
+over the soma voltage (clipped as trained) and the dendritic voltages, normalised by the true
+difference's energy (so the term is a fraction of its variance left unexplained, ~1 for a model that
+ignores the probes), puts the per-event responses into what the model is rewarded for; the error both
+trials share cancels.
+
+Where the pair's spikes part ways the difference stops being the probes' local effect (a shifted or
+extra spike changes everything after it): the mask ``m`` keeps the samples before the first spike of
+either trial without a partner within ``tol_ms`` in the other, and leaves out ``pre_ms`` before to
+``post_ms`` after every spike of either (a partner a fraction of a ms off still moves the
+after-hyperpolarisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from neurosurrogate.biophys.cells import cell_key
+from neurosurrogate.data.dataset import Dataset
+
+#: the protocol option that adds probe events (``biophys.generate.PROBE_OPTION``; no NEURON import here)
+PROBE_OPTION = "probe_rate_Hz"
+
+
+class PairError(ValueError):
+    """Paired datasets that do not match their base."""
+
+
+def _base_config(d: Dataset) -> dict:
+    c = d.config
+    opts = {k: v for k, v in (c.get("protocol_options") or {}).items() if k != PROBE_OPTION}
+    return {"cell": cell_key(d.cell), "protocol": c.get("protocol"), "options": opts, "seed": c.get("seed"),
+            "duration_ms": c.get("duration_ms"), "morphology_sha256": c.get("morphology_sha256")}
+
+
+def find_pairs(datasets: list[Dataset]) -> list[tuple[int, int, int]]:
+    """``[(base, probed, n), ...]``: dataset ``probed`` (generated with ``probe_rate_Hz``) pairs its first
+    ``n`` trials with those of dataset ``base`` (the same run without the option).
+
+    Raises:
+        PairError: a probed dataset has no base among ``datasets``, or a trial's events are not its
+            base trial's plus extra events.
+    """
+    out = []
+    for j, d in enumerate(datasets):
+        if PROBE_OPTION not in (d.config.get("protocol_options") or {}):
+            continue
+        key = _base_config(d)
+        bases = [i for i, b in enumerate(datasets)
+                 if i != j and PROBE_OPTION not in (b.config.get("protocol_options") or {}) and _base_config(b) == key]
+        if not bases:
+            raise PairError(f"{d.path} holds probe events ({PROBE_OPTION}) but no training dataset is its base "
+                            f"(the same cell, protocol, options, duration and seed without {PROBE_OPTION})")
+        i = bases[0]
+        n = min(d.n_trials, datasets[i].n_trials)
+        for k in range(n):  # cheap check that trial k really is base trial k plus probes
+            eb, ep = datasets[i].events[k], d.events[k]
+            if len(ep) < len(eb) or not np.isin(np.asarray(eb.t_ms), np.asarray(ep.t_ms)).all():
+                raise PairError(f"trial {k} of {d.path} does not contain the events of trial {k} of "
+                                f"{datasets[i].path}")
+        out.append((i, j, n))
+    return out
+
+
+def pair_mask(spikes_a, spikes_b, T: int, tol_ms: float = 2.0, pre_ms: int = 1, post_ms: int = 10) -> np.ndarray:
+    """(T,) bool: the samples where the difference of a pair is the probes' local effect (module doc)."""
+    a, b = np.asarray(spikes_a, float), np.asarray(spikes_b, float)
+    end = float(T)
+    for x, y in ((a, b), (b, a)):
+        for s in x:
+            if y.size == 0 or np.min(np.abs(y - s)) > tol_ms:
+                end = min(end, s)
+                break
+    m = np.arange(T) < (np.floor(end) - pre_ms if end < T else T)
+    for s in np.r_[a, b]:
+        k = int(np.floor(s))
+        m[max(k - pre_ms, 0) : k + post_ms] = False
+    return m
+
+
+@dataclass
+class Pairs:
+    """Pairs of a training set's trials (global trial indices)."""
+
+    partner: np.ndarray  # (n_trials,) int: the other trial of the pair, -1 for none
+    base: np.ndarray  # (n_pairs,) base trial indices
+    probed: np.ndarray  # (n_pairs,) sibling trial indices
+    mask: torch.Tensor  # (n_pairs, T) bool
+
+    def __len__(self) -> int:
+        return int(self.base.size)
+
+    def with_partners(self, idx: np.ndarray) -> np.ndarray:
+        """``idx`` followed by the partners of its trials that it lacks (order kept, no duplicates)."""
+        idx = np.asarray(idx)
+        extra = self.partner[idx]
+        extra = extra[(extra >= 0) & ~np.isin(extra, idx)]
+        return np.r_[idx, np.unique(extra)].astype(np.int64)
+
+    def in_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions in ``idx`` of the base and sibling of every pair it holds, and the pairs' rows."""
+        pos = {int(t): p for p, t in enumerate(idx)}
+        rows = [r for r in range(len(self)) if int(self.base[r]) in pos and int(self.probed[r]) in pos]
+        rows = np.asarray(rows, dtype=np.int64)
+        pb = np.asarray([pos[int(self.base[r])] for r in rows], dtype=np.int64)
+        pp = np.asarray([pos[int(self.probed[r])] for r in rows], dtype=np.int64)
+        return pb, pp, rows
+
+
+def make_pairs(datasets: list[Dataset], T: int) -> Pairs | None:
+    """The pairs among ``datasets`` (concatenated in order, as ``train.loop.to_tensors``); None if none."""
+    found = find_pairs(datasets)
+    if not found:
+        return None
+    start = np.cumsum([0] + [d.n_trials for d in datasets])
+    n_all = int(start[-1])
+    partner = np.full(n_all, -1, dtype=np.int64)
+    base, probed, masks = [], [], []
+    for i, j, n in found:
+        for k in range(n):
+            gb, gp = int(start[i] + k), int(start[j] + k)
+            if partner[gb] >= 0:
+                raise PairError(f"trial {k} of {datasets[i].path} is the base of two probed datasets")
+            partner[gb], partner[gp] = gp, gb
+            base.append(gb)
+            probed.append(gp)
+            masks.append(pair_mask(datasets[i].spike_times_ms[k], datasets[j].spike_times_ms[k], T))
+    return Pairs(partner, np.asarray(base), np.asarray(probed), torch.from_numpy(np.stack(masks)))
+
+
+def pair_loss(y: Tensor, z: Tensor, pb, pp, mask: Tensor, channels) -> Tensor:
+    """The normalised difference loss (module doc) of the pairs at batch positions ``pb`` (base) and
+    ``pp`` (sibling); ``mask`` (n, T) bool; ``channels`` the output channels compared. 0 without pairs
+    or unmasked samples."""
+    if len(pb) == 0:
+        return y.new_zeros(())
+    ch = list(channels)
+    d_pred = y[pp][..., ch] - y[pb][..., ch]
+    d_true = z[pp][..., ch] - z[pb][..., ch]
+    m = mask.to(y.device).unsqueeze(-1).to(y.dtype)
+    energy = (d_true ** 2 * m).sum().detach()
+    if float(energy) <= 0:
+        return y.new_zeros(())
+    return ((d_pred - d_true) ** 2 * m).sum() / energy
