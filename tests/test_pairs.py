@@ -119,3 +119,24 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path):
         train(cfg("none", 1.0, (base,)), progress=False, log=lambda *a: None)
     with pytest.raises(ValueError, match="pair_weight must be >= 0"):
         cfg("neg", -1.0)
+
+    # scripts/hay_pair_response.py: the trained model's answer to the probes, per channel
+    import importlib.util
+    import json
+
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "hay_pair_response.py"
+    spec = importlib.util.spec_from_file_location("hay_pair_response", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "resp.json"
+    assert mod.main(["--model", str(tmp_path / "w1" / "model"), "--base", str(base), "--probed", str(probed),
+                     "--out", str(out)]) == 0
+    row = json.loads(out.read_text())[0]
+    assert row["pairs"] == 4 and 0 < row["masked_fraction"] <= 1
+    ch = row["channels"]["v_mV"]
+    assert np.isfinite(ch["fvu"]) and ch["fvu"] >= 0 and ch["rms_true_mV"] > 0
+    assert mod.main(["--model", str(tmp_path / "w1" / "model"), "--base", str(val), "--probed", str(probed),
+                     "--out", str(tmp_path / "x.json")]) == 2  # no pairs: a clear error, no file
+    assert not (tmp_path / "x.json").exists()
