@@ -8,7 +8,7 @@ from its zero state, as in training (``model.net`` on the encoded events), and i
 compared with the cell's over the masked samples (before the pair's spikes part ways and away from every
 spike; ``pairs.pair_mask``), per channel (soma, then each dendritic site):
 
-* ``fvu``: sum (d_pred - d_true)^2 / sum d_true^2 (the training term; 1 = ignores the probes),
+* ``fvu``: sum (d_pred - d_true)^2 / sum d_true^2 (the training term over the whole set; 1 = ignores the probes),
 * ``r`` and ``slope`` (least squares through 0 of d_pred on d_true: 1 = the cell's size, < 1 shrunk).
 
 Usage::

@@ -56,23 +56,38 @@ def test_pair_mask_stops_where_the_spikes_part_and_skips_every_spike():
 
 
 def test_pair_loss_is_the_unexplained_fraction_of_the_true_difference():
+    from neurosurrogate.train.pairs import Pairs, PairError
+
     torch.manual_seed(0)
     z = torch.randn(4, 30, 3)
     z[2:, :, 0] += torch.randn(2, 30)  # siblings differ from their bases
     mask = torch.ones(2, 30, dtype=torch.bool)
+    pairs = Pairs(np.array([2, 3, 0, 1]), np.array([0, 1]), np.array([2, 3]), mask)
+    pairs.set_energy(z, [0])  # mean squared true difference per masked sample
+    e = pairs.energy
+    assert float(e[0]) == pytest.approx(float(((z[2:, :, 0] - z[:2, :, 0]) ** 2).mean()))
     pb, pp = [0, 1], [2, 3]
-    assert float(pair_loss(z.clone(), z, pb, pp, mask, [0])) == pytest.approx(0.0, abs=1e-7)
+    assert float(pair_loss(z.clone(), z, pb, pp, mask, [0], e)) == pytest.approx(0.0, abs=1e-7)
     same = z.clone()
     same[2:] = same[:2]  # a model that answers both trials alike ignores the probes: loss 1
-    assert float(pair_loss(same, z, pb, pp, mask, [0])) == pytest.approx(1.0)
+    assert float(pair_loss(same, z, pb, pp, mask, [0], e)) == pytest.approx(1.0)
     y = same.clone().requires_grad_(True)
-    pair_loss(y, z, pb, pp, mask, [0]).backward()
+    pair_loss(y, z, pb, pp, mask, [0], e).backward()
     assert y.grad[..., 0].abs().sum() > 0 and float(y.grad[..., 1:].abs().sum()) == 0.0
-    mask[:, 15:] = False  # masked samples count for nothing
+    half = mask.clone()
+    half[:, 15:] = False  # masked-out samples count for nothing
     z2 = z.clone()
     z2[2:, 15:, 0] += 100.0
-    assert float(pair_loss(z.clone(), z2, pb, pp, mask, [0])) == pytest.approx(0.0, abs=1e-7)
-    assert float(pair_loss(z, z, [], [], mask[:0], [0])) == 0.0
+    assert float(pair_loss(z.clone(), z2, pb, pp, half, [0], e)) == pytest.approx(0.0, abs=1e-7)
+    # a chunk with few compared samples whose differences are ~0 stays bounded (the normaliser is global)
+    few = torch.zeros_like(mask)
+    few[0, :2] = True
+    flat = z.clone()
+    flat[2, :2, 0] = flat[0, :2, 0] + 1e-6
+    assert float(pair_loss(same, flat, pb, pp, few, [0], e)) < 1e-6
+    assert float(pair_loss(z, z, [], [], mask[:0], [0], e)) == 0.0
+    with pytest.raises(PairError, match="do not differ"):
+        Pairs(pairs.partner, pairs.base, pairs.probed, torch.zeros_like(mask)).set_energy(z, [0])
 
 
 @pytest.mark.neuron

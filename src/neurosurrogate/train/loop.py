@@ -345,6 +345,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
                          "probe_rate_Hz beside the same run without it)")
     pair_channels = [0] + [3 + i for i, n in enumerate(enc.extra_names) if dend_row(n) is not None]
     if pairs is not None:
+        try:
+            pairs.set_energy(tr.z, pair_channels)
+        except PairError as exc:
+            raise TrainError(str(exc)) from None
         log(f"{len(pairs)} paired trials (probe events): batches take both trials of a pair"
             + (f", difference loss weight {cfg.pair_weight:g}" if cfg.pair_weight > 0 else ""))
     torch.manual_seed(cfg.seed)
@@ -395,7 +399,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
                                          cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
                                          spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
             if pairs is not None and cfg.pair_weight > 0:
-                lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_channels)
+                lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_channels, pairs.energy)
                 loss = loss + cfg.pair_weight * lp
                 parts["pair"] = float(lp.detach())
             for g in opt.param_groups:

@@ -7,12 +7,14 @@ trial and its sibling with single extra events at random synapses (``simulate --
 trial ``i`` of that run holds exactly trial ``i`` of the run without the option, plus the probes). The
 difference of the two responses is what the probes did in that context; the loss
 
-    pair_weight * sum_m (d_pred - d_true)^2 / sum_m d_true^2,   d = y(sibling) - y(base)
+    pair_weight * mean_{m, c} (d_pred - d_true)^2 / E_c,   d = y(sibling) - y(base)
 
-over the soma voltage (clipped as trained) and the dendritic voltages, normalised by the true
-difference's energy (so the term is a fraction of its variance left unexplained, ~1 for a model that
-ignores the probes), puts the per-event responses into what the model is rewarded for; the error both
-trials share cancels.
+over the soma voltage (clipped as trained) and the dendritic voltages ``c``, with ``E_c`` the mean of
+``d_true^2`` over the masked samples of *all* training pairs (``Pairs.energy``; so the term is the
+fraction of the probes' effect left unexplained, ~1 for a model that ignores them), puts the per-event
+responses into what the model is rewarded for; the error both trials share cancels. (Normalising by the
+batch's own ``sum d_true^2`` instead made the term explode in late chunks, where few samples are masked
+and their differences are near 0.)
 
 Where the pair's spikes part ways the difference stops being the probes' local effect (a shifted or
 extra spike changes everything after it): the mask ``m`` keeps the samples before the first spike of
@@ -100,6 +102,19 @@ class Pairs:
     base: np.ndarray  # (n_pairs,) base trial indices
     probed: np.ndarray  # (n_pairs,) sibling trial indices
     mask: torch.Tensor  # (n_pairs, T) bool
+    energy: torch.Tensor | None = None  # (n_channels,) mean true squared difference per masked sample
+
+    def set_energy(self, z: torch.Tensor, channels) -> None:
+        """``energy`` from the targets ``z`` (n_trials, T, n_out) of the whole training set."""
+        ch = list(channels)
+        d = z[self.probed][..., ch] - z[self.base][..., ch]
+        m = self.mask.unsqueeze(-1).to(d.dtype)
+        n = float(self.mask.sum())
+        e = (d ** 2 * m).sum(dim=(0, 1)) / max(n, 1.0)
+        if n == 0 or not bool((e > 0).all()):
+            raise PairError("the paired trials' compared outputs do not differ where they are compared "
+                            "(no masked samples, or probes without effect)")
+        self.energy = e
 
     def __len__(self) -> int:
         return int(self.base.size)
@@ -142,17 +157,15 @@ def make_pairs(datasets: list[Dataset], T: int) -> Pairs | None:
     return Pairs(partner, np.asarray(base), np.asarray(probed), torch.from_numpy(np.stack(masks)))
 
 
-def pair_loss(y: Tensor, z: Tensor, pb, pp, mask: Tensor, channels) -> Tensor:
+def pair_loss(y: Tensor, z: Tensor, pb, pp, mask: Tensor, channels, energy: Tensor) -> Tensor:
     """The normalised difference loss (module doc) of the pairs at batch positions ``pb`` (base) and
-    ``pp`` (sibling); ``mask`` (n, T) bool; ``channels`` the output channels compared. 0 without pairs
-    or unmasked samples."""
-    if len(pb) == 0:
+    ``pp`` (sibling); ``mask`` (n, T) bool; ``channels`` the output channels compared; ``energy`` their
+    normalisers (``Pairs.energy``). 0 without pairs or masked samples."""
+    n = float(mask.sum()) if len(pb) else 0.0
+    if n == 0:
         return y.new_zeros(())
     ch = list(channels)
     d_pred = y[pp][..., ch] - y[pb][..., ch]
     d_true = z[pp][..., ch] - z[pb][..., ch]
     m = mask.to(y.device).unsqueeze(-1).to(y.dtype)
-    energy = (d_true ** 2 * m).sum().detach()
-    if float(energy) <= 0:
-        return y.new_zeros(())
-    return ((d_pred - d_true) ** 2 * m).sum() / energy
+    return ((d_pred - d_true) ** 2 * m / energy.to(y.device)).sum() / (n * len(ch))
