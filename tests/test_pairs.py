@@ -155,3 +155,15 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path):
     assert mod.main(["--model", str(tmp_path / "w1" / "model"), "--base", str(val), "--probed", str(probed),
                      "--out", str(tmp_path / "x.json")]) == 2  # no pairs: a clear error, no file
     assert not (tmp_path / "x.json").exists()
+
+
+def test_events_command_adds_probes_to_the_same_table(tmp_path):
+    from neurosurrogate.cli import main
+
+    args = ["events", "--cell", "point-hh", "--protocol", "mixed", "--duration-ms", "1000", "--seed", "4"]
+    assert main(args + ["--out", str(tmp_path / "a.npz")]) == 0
+    assert main(args + ["--option", "probe_rate_Hz=50", "--out", str(tmp_path / "b.npz")]) == 0
+    a, b = EventTable.load(tmp_path / "a.npz"), EventTable.load(tmp_path / "b.npz")
+    assert len(b) > len(a) and np.isin(np.asarray(a.t_ms), np.asarray(b.t_ms)).all()
+    assert main(args + ["--option", "probe_rate_Hz=-1", "--out", str(tmp_path / "c.npz")]) != 0
+    assert not (tmp_path / "c.npz").exists()

@@ -491,6 +491,12 @@ def mixed_protocol_events(
     return _assemble(times, syns, default_weights_nS, rng, cv)
 
 
+#: protocol option (any protocol, ``biophys.generate.trial_events``) that adds probe events
+PROBE_OPTION = "probe_rate_Hz"
+#: last seed word of the probes' own random stream, so a trial's protocol events do not depend on the probes
+PROBE_STREAM = 7
+
+
 def with_probe_events(base: EventTable, default_weights_nS: Sequence[float], duration_ms: float,
                       rate_Hz: float, rng: np.random.Generator) -> EventTable:
     """``base`` plus single extra events ("probes") at a total Poisson rate ``rate_Hz`` (Hz, over all

@@ -39,7 +39,7 @@ from neurosurrogate.biophys.cells import CellSpec, cell_from_dict
 from neurosurrogate.biophys.hay import is_hay  # no NEURON import
 from neurosurrogate.data import dataset as ds
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.inputs import EventTable, protocol_events, with_probe_events
+from neurosurrogate.inputs import PROBE_OPTION, PROBE_STREAM, EventTable, protocol_events, with_probe_events
 
 
 @contextlib.contextmanager
@@ -132,10 +132,6 @@ def hay_traces(tables: list, cell_dict: dict, duration_ms: float) -> list:
             else simulate_hay(spec, item, duration_ms) for item in tables]
 
 
-#: option of every protocol: probe events added to the protocol's trial (``inputs.with_probe_events``)
-PROBE_OPTION = "probe_rate_Hz"
-#: third seed word of the probes' random stream: a trial's protocol events do not depend on the probes
-PROBE_STREAM = 7
 
 
 def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: float, seed: int, index: int) -> EventTable:

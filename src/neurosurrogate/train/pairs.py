@@ -33,9 +33,7 @@ from torch import Tensor
 
 from neurosurrogate.biophys.cells import cell_key
 from neurosurrogate.data.dataset import Dataset
-
-#: the protocol option that adds probe events (``biophys.generate.PROBE_OPTION``; no NEURON import here)
-PROBE_OPTION = "probe_rate_Hz"
+from neurosurrogate.inputs import PROBE_OPTION
 
 
 class PairError(ValueError):
