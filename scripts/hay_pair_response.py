@@ -31,18 +31,18 @@ def pair_response(model_path: str, base, probed) -> dict:
     import numpy as np
     import torch
 
-    from neurosurrogate.surrogate.model import SurrogateModel, dend_row
+    from neurosurrogate.surrogate.model import SurrogateModel
     from neurosurrogate.train.loop import to_tensors
-    from neurosurrogate.train.pairs import make_pairs
+    from neurosurrogate.train.pairs import make_pairs, pair_channels
 
     m = SurrogateModel.load(model_path)
     m.net.eval()
-    tr = to_tensors([base, probed], m.encoding)
+    base = base.subset(np.arange(min(base.n_trials, probed.n_trials)))  # only the trials that have a sibling
+    tr = to_tensors([base, probed], m.encoding, sparse="auto")
     pairs = make_pairs([base, probed], tr.x.shape[1])
     if pairs is None:
         raise ValueError(f"{probed.path} does not pair with {base.path}")
-    names = ["v_mV"] + [n for n in m.encoding.extra_names if dend_row(n) is not None]
-    chans = [0] + [3 + i for i, n in enumerate(m.encoding.extra_names) if dend_row(n) is not None]
+    names, chans = pair_channels(m.encoding)
     with torch.no_grad():
         y = torch.cat([m.net(tr.x[b : b + 16])[0] for b in range(0, tr.x.shape[0], 16)])
     mask = pairs.mask.numpy()

@@ -151,7 +151,7 @@ def cmd_synapses(args) -> int:
 
 def cmd_events(args) -> int:
     cell = _cell_from_args(args)
-    from neurosurrogate.inputs import PROBE_OPTION, PROBE_STREAM, protocol_events, with_probe_events
+    from neurosurrogate.inputs import PROBE_STREAM, protocol_events_with_probes
 
     opts = _kv_list(args.option, "--option")
     syn = cell.synapses
@@ -160,12 +160,10 @@ def cmd_events(args) -> int:
             from neurosurrogate.biophys.generate import volley_sites
 
             opts = volley_sites(cell, opts)
-        rate = opts.pop(PROBE_OPTION, None)
-        ev = protocol_events(args.protocol, [s.kind for s in syn], [s.weight_nS for s in syn],
-                             args.duration_ms, np.random.default_rng(args.seed), **opts)
-        if rate is not None:  # the same table plus probes (their own stream): a pair with the run without
-            ev = with_probe_events(ev, [s.weight_nS for s in syn], args.duration_ms, rate,
-                                   np.random.default_rng([args.seed, PROBE_STREAM]))
+        # probe_rate_Hz: the same table plus probes from their own stream (a pair with the table without)
+        ev = protocol_events_with_probes(args.protocol, [s.kind for s in syn], [s.weight_nS for s in syn],
+                                         args.duration_ms, np.random.default_rng(args.seed),
+                                         np.random.default_rng([args.seed, PROBE_STREAM]), opts)
         ev.save(args.out)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"--protocol/--option/--out: {exc}") from None

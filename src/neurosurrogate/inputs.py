@@ -42,6 +42,7 @@ __all__ = [
     "draw_weights",
     "mixed_protocol_events",
     "protocol_events",
+    "protocol_events_with_probes",
     "parse_synapses",
 ]
 
@@ -521,6 +522,18 @@ def with_probe_events(base: EventTable, default_weights_nS: Sequence[float], dur
     ww = np.r_[np.asarray(base.weight_nS, float), w[s]]
     o = np.argsort(tt, kind="stable")
     return EventTable(tt[o], ss[o], ww[o])
+
+
+def protocol_events_with_probes(protocol: str, kinds: Sequence[str], default_weights_nS: Sequence[float],
+                                duration_ms: float, rng: np.random.Generator, probe_rng: np.random.Generator,
+                                options: dict) -> EventTable:
+    """:func:`protocol_events` with ``options``, where the option :data:`PROBE_OPTION` (if given) adds
+    probes (:func:`with_probe_events`) drawn from ``probe_rng``: the protocol's own events are those
+    of the same call without the option."""
+    opts = dict(options)
+    rate = opts.pop(PROBE_OPTION, None)
+    ev = protocol_events(protocol, kinds, default_weights_nS, duration_ms, rng, **opts)
+    return ev if rate is None else with_probe_events(ev, default_weights_nS, duration_ms, rate, probe_rng)
 
 
 PROTOCOLS = ("paper", "mixed", "poisson")

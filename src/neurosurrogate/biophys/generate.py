@@ -39,7 +39,7 @@ from neurosurrogate.biophys.cells import CellSpec, cell_from_dict
 from neurosurrogate.biophys.hay import is_hay  # no NEURON import
 from neurosurrogate.data import dataset as ds
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.inputs import PROBE_OPTION, PROBE_STREAM, EventTable, protocol_events, with_probe_events
+from neurosurrogate.inputs import PROBE_STREAM, EventTable, protocol_events_with_probes
 
 
 @contextlib.contextmanager
@@ -132,8 +132,6 @@ def hay_traces(tables: list, cell_dict: dict, duration_ms: float) -> list:
             else simulate_hay(spec, item, duration_ms) for item in tables]
 
 
-
-
 def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: float, seed: int, index: int) -> EventTable:
     """The event table of trial ``index`` of a dataset (deterministic in seed and index).
 
@@ -141,14 +139,9 @@ def trial_events(cell: CellSpec, protocol: str, options: dict, duration_ms: floa
     their own stream ``default_rng([seed, index, PROBE_STREAM])``: trial ``i`` of such a run holds
     exactly the events of trial ``i`` of the run without the option, plus the probes (a *pair*)."""
     syn = cell.synapses
-    opts = dict(options)
-    rate = opts.pop(PROBE_OPTION, None)
-    rng = np.random.default_rng([seed, index])
-    ev = protocol_events(protocol, [s.kind for s in syn], [s.weight_nS for s in syn], duration_ms, rng, **opts)
-    if rate is None:
-        return ev
-    return with_probe_events(ev, [s.weight_nS for s in syn], duration_ms, rate,
-                             np.random.default_rng([seed, index, PROBE_STREAM]))
+    return protocol_events_with_probes(protocol, [s.kind for s in syn], [s.weight_nS for s in syn], duration_ms,
+                                       np.random.default_rng([seed, index]),
+                                       np.random.default_rng([seed, index, PROBE_STREAM]), options)
 
 
 def volley_sites(cell: CellSpec, options: dict) -> dict:

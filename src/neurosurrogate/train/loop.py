@@ -28,11 +28,11 @@ import torch
 from neurosurrogate.biophys.cells import cell_key
 from neurosurrogate.data.dataset import Dataset, load_dataset
 from neurosurrogate.data.io import atomic_path, provenance
-from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, dend_row, spike_shape
+from neurosurrogate.surrogate.model import Encoding, ExtraOutput, SurrogateModel, spike_shape
 from neurosurrogate.train.config import TrainConfig
 from neurosurrogate.train.features import SparseFeatures
 from neurosurrogate.train.losses import STATE_PREFIX, extra_groups, surrogate_loss
-from neurosurrogate.train.pairs import PairError, make_pairs, pair_loss
+from neurosurrogate.train.pairs import PairError, make_pairs, pair_channels, pair_loss
 
 #: dense input features above this size (bytes) are kept sparse (see ``to_tensors``)
 DENSE_LIMIT_BYTES = 256 * 2**20
@@ -343,10 +343,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     if pairs is None and cfg.pair_weight > 0:
         raise TrainError("pair_weight > 0 but the training data hold no pairs (a run generated with "
                          "probe_rate_Hz beside the same run without it)")
-    pair_channels = [0] + [3 + i for i, n in enumerate(enc.extra_names) if dend_row(n) is not None]
+    _, pair_chs = pair_channels(enc)
     if pairs is not None:
         try:
-            pairs.set_energy(tr.z, pair_channels)
+            pairs.set_energy(tr.z, pair_chs)
         except PairError as exc:
             raise TrainError(str(exc)) from None
         log(f"{len(pairs)} paired trials (probe events): batches take both trials of a pair"
@@ -399,7 +399,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
                                          cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
                                          spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
             if pairs is not None and cfg.pair_weight > 0:
-                lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_channels, pairs.energy)
+                lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_chs, pairs.energy)
                 loss = loss + cfg.pair_weight * lp
                 parts["pair"] = float(lp.detach())
             for g in opt.param_groups:

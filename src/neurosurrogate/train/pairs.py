@@ -34,6 +34,7 @@ from torch import Tensor
 from neurosurrogate.biophys.cells import cell_key
 from neurosurrogate.data.dataset import Dataset
 from neurosurrogate.inputs import PROBE_OPTION
+from neurosurrogate.surrogate.model import dend_row
 
 
 class PairError(ValueError):
@@ -126,12 +127,17 @@ class Pairs:
 
     def in_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions in ``idx`` of the base and sibling of every pair it holds, and the pairs' rows."""
-        pos = {int(t): p for p, t in enumerate(idx)}
-        rows = [r for r in range(len(self)) if int(self.base[r]) in pos and int(self.probed[r]) in pos]
-        rows = np.asarray(rows, dtype=np.int64)
-        pb = np.asarray([pos[int(self.base[r])] for r in rows], dtype=np.int64)
-        pp = np.asarray([pos[int(self.probed[r])] for r in rows], dtype=np.int64)
-        return pb, pp, rows
+        pos = np.full(self.partner.size, -1, dtype=np.int64)
+        pos[np.asarray(idx)] = np.arange(len(idx))
+        rows = np.flatnonzero((pos[self.base] >= 0) & (pos[self.probed] >= 0))
+        return pos[self.base[rows]], pos[self.probed[rows]], rows
+
+
+def pair_channels(enc) -> tuple[list[str], list[int]]:
+    """The outputs the pair loss compares: the soma voltage and every dendritic voltage of the encoding
+    ``enc`` (names, channels of the output tensor)."""
+    dend = [(n, 3 + i) for i, n in enumerate(enc.extra_names) if dend_row(n) is not None]
+    return ["v_mV"] + [n for n, _ in dend], [0] + [c for _, c in dend]
 
 
 def make_pairs(datasets: list[Dataset], T: int) -> Pairs | None:
