@@ -17,6 +17,7 @@ SMALL: dict[str, dict] = {
     "gru_fb": dict(hidden=16, layers=1, traces=2),
     "gru_history": dict(hidden=16, layers=1, traces=2, history_taus_ms=[2.0, 20.0]),
     "gru_prior": dict(hidden=16, layers=1, traces=2, prior_taus_ms=[2.0, 20.0], prior_sites=1),
+    "gru_soma": dict(hidden=16, layers=1, traces=2, soma_substeps=2),
     "linear": dict(history=16),
     "nonlinear": dict(history=16, width=8),
     "mlp": dict(history=16, hidden=16, layers=2),

@@ -369,6 +369,14 @@ class SurrogateModel:
 
     @classmethod
     def create(cls, arch: str, encoding: Encoding, **arch_params) -> "SurrogateModel":
+        """A new model of architecture ``arch`` for ``encoding``. An architecture that works in mV
+        (``uses_voltage_encoding``, e.g. ``gru_soma``) is handed the encoding's voltage scale."""
+        from neurosurrogate.surrogate import architectures  # noqa: F401  (fills the registry)
+        from neurosurrogate.surrogate.base import REGISTRY
+
+        if getattr(REGISTRY.get(arch), "uses_voltage_encoding", False):
+            arch_params = {"v_rest_mV": encoding.v_rest_mV, "v_scale_mV": encoding.v_scale_mV,
+                           "v_clip_mV": encoding.v_clip_mV, **arch_params}
         return cls(build(arch, encoding.n_in, encoding.n_out, **arch_params), encoding)
 
     # -- prediction ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from neurosurrogate.surrogate.architectures import (  # noqa: F401
     gru_fb,
     gru_history,
     gru_prior,
+    gru_soma,
     linear,
     mlp,
     nonlinear,
