@@ -129,3 +129,17 @@ def test_warm_rest_includes_the_unit():
 def test_bad_parameters_are_named(kw, match):
     with pytest.raises(ValueError, match=match):
         build("gru_soma", 4, 5, hidden=8, layers=1, **kw)
+
+
+def test_spike_loss_reaches_the_drive_of_a_fired_bin():
+    """A bin where the unit fired scores (V_peak - theta) / kappa, and its gradient reaches the drive
+    (straight through the cap), so a false spike can be trained away."""
+    m = soma_model(-45.0)
+    net = m.net.train()
+    y, _ = net(torch.zeros(1, 60, net.n_in))
+    logit = y[0, :, 1]
+    top = float(((V_PEAK - net.theta) / net.log_kappa.exp()).detach())
+    fired = torch.isclose(logit, torch.tensor(top), atol=1e-4)
+    assert fired.sum() >= 3 and (logit[~fired] < top).all()
+    (g,) = torch.autograd.grad(logit[fired].sum(), net.head.bias)
+    assert g[0] > 0  # more drive, higher maximum: the loss of a false spike pushes the drive down

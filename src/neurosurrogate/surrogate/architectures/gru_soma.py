@@ -13,7 +13,9 @@ V_T, Delta, tau_m, V_reset, tau_w and b are learned (initialised at a cortical c
 V_peak is fixed (``soma_v_peak_mV``, -30 mV). The voltage output is V at the end of each
 millisecond (clipped at the encoding's ``v_clip_mV``, as the target is); the spike logit is
 (max V within the millisecond - theta) / kappa (theta, kappa learned), so a bin where the unit
-fired scores (V_peak - theta) / kappa and a near miss less; the spike offset stays the GRU's.
+fired scores (V_peak - theta) / kappa and a near miss less (a fired bin's gradient is that of its
+crossing substep's V, straight through the cap at V_peak, so the spike loss can also remove a false
+spike); the spike offset stays the GRU's.
 
 Why: trained by squared error, every network so far shrinks the cell's excursions toward their mean
 where it cannot tell where the cell is going, and the error of that form costs spikes (README, the
@@ -136,7 +138,11 @@ class GRUSomaSurrogate(GRUSurrogate):
         v_end, v_max, v, w = _Unit.apply(drive, v[:, 0], w[:, 0], self.n_sub, self.v_peak, GRAD_CAP, *params)
         if self.v_clip is not None:
             v_end = v_end.clamp(max=self.v_clip)
-        logit = (v_max.clamp(max=self.v_peak) - self.theta) / self.log_kappa.exp()
+        # a bin where the unit fired scores as if its maximum were V_peak (the crossing substep's value can
+        # be far above), with the gradient of the unclipped maximum (straight through): the spike loss
+        # then reaches the drive of a spike the cell did not fire, and can remove it
+        v_top = v_max + (v_max.clamp(max=self.v_peak) - v_max).detach()
+        logit = (v_top - self.theta) / self.log_kappa.exp()
         out = torch.cat([((v_end - self.v_rest) / self.v_scale)[..., None], logit[..., None], y[..., 2:]], -1)
         return out, (v[:, None], w[:, None])
 
