@@ -498,3 +498,38 @@ def test_spread_window_must_fit_the_chunk():
         TrainConfig(train_data=("a.h5",), val_data=("b.h5",), spread_weight=-1.0)
     # the key of a configuration without the term is unchanged (older checkpoints resume)
     assert "spread_weight" not in TrainConfig(train_data=("a.h5",), val_data=("b.h5",)).key_dict()
+
+
+def test_spike_tolerance_scores_a_spike_one_bin_off_as_a_hit():
+    from neurosurrogate.train.losses import spike_loss
+
+    target = torch.zeros(2, 50)
+    target[0, 20] = target[1, 30] = 1.0
+    pw = torch.tensor(4.0)
+    exact = torch.full((2, 50), -8.0)
+    exact[0, 20] = exact[1, 30] = 8.0
+    off = torch.full((2, 50), -8.0)
+    off[0, 21] = off[1, 28] = 8.0  # one and two bins late / early, all-or-none
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    # w = 0 is the plain cross-entropy: the spike one bin off pays as a miss and as a false spike
+    assert float(spike_loss(off, target, pw)) == pytest.approx(float(bce(off, target, pos_weight=pw)))
+    assert float(spike_loss(off, target, pw)) > 20 * float(spike_loss(exact, target, pw))
+    # within the tolerance it scores as the exact spike does
+    assert float(spike_loss(off, target, pw, 2)) == pytest.approx(float(spike_loss(exact, target, pw, 2)), rel=1e-6)
+    assert float(spike_loss(off, target, pw, 1)) > 20 * float(spike_loss(exact, target, pw, 1))  # 2 bins > 1 ms
+    # a spike far from any true one is still false, a missing one still missed
+    far = exact.clone()
+    far[0, 45] = 8.0
+    assert float(spike_loss(far, target, pw, 2)) > float(spike_loss(exact, target, pw, 2)) + 0.05  # 8 / 100 bins
+    missed = exact.clone()
+    missed[1, 30] = -8.0
+    assert float(spike_loss(missed, target, pw, 2)) > float(spike_loss(exact, target, pw, 2)) + 0.2  # 4 x 8 / 100
+    # the training loss and config carry it
+    y, z = torch.zeros(2, 50, 3), torch.zeros(2, 50, 3)
+    y[..., 1], z[..., 1] = off, target
+    assert surrogate_loss(y, z, spike_tolerance_ms=2)[1]["spike"] == pytest.approx(float(spike_loss(off, target, pw, 2)))
+    from neurosurrogate.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="spike_tolerance_ms"):
+        TrainConfig(train_data=("a.h5",), val_data=("b.h5",), spike_tolerance_ms=1.5)
+    assert "spike_tolerance_ms" not in TrainConfig(train_data=("a.h5",), val_data=("b.h5",)).key_dict()

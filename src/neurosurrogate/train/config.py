@@ -38,6 +38,9 @@ class TrainConfig:
         max_steps, max_minutes: budget (optimizer steps; wall-clock minutes of training).
         lr, lr_final, weight_decay, grad_clip: Adam(W) with cosine decay to lr_final, clipping.
         spike_weight, spike_pos_weight, offset_weight, current_weight: loss terms (see losses.py).
+        spike_tolerance_ms: timing tolerance of the spike term, whole ms (0, the default: each spike
+            scored in its bin; w > 0: by the largest logit within w ms, and bins within w ms of a true
+            spike are not negatives; see losses.py).
         voltage_weight: weight of the soma-voltage MSE (normalised by 20 mV, so an error of
             1 mV RMS costs 0.0025 at weight 1, against a spike BCE of ~0.2 for hay-l5pc).
         spread_weight, spread_window_ms: the anti-shrinkage term of the soma voltage (the
@@ -111,6 +114,7 @@ class TrainConfig:
     rest_warmup_ms: int = 0
     v_clip_mV: float | None = None
     pair_weight: float = 0.0
+    spike_tolerance_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -136,6 +140,9 @@ class TrainConfig:
                      "pair_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
+        tol = self.spike_tolerance_ms
+        if isinstance(tol, bool) or not isinstance(tol, int) or not 0 <= tol <= 50:
+            raise ValueError(f"train config: spike_tolerance_ms must be a whole number of ms in [0, 50], got {tol!r}")
         if self.spread_weight > 0 and self.spread_window_ms >= self.chunk_ms:
             raise ValueError(f"train config: spread_window_ms ({self.spread_window_ms}) must be shorter than "
                              f"chunk_ms ({self.chunk_ms}) when spread_weight > 0")
@@ -195,4 +202,4 @@ class TrainConfig:
 TARGETS = ("ina", "ik", "v_dend", "ica", "states")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
 LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "v_clip_mV",
-                "voltage_weight", "spread_weight", "spread_window_ms", "pair_weight")
+                "voltage_weight", "spread_weight", "spread_window_ms", "pair_weight", "spike_tolerance_ms")

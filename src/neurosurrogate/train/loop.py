@@ -246,7 +246,8 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
         y, _ = model.net(x)
         loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight,
                                  loss_groups(cfg, model.encoding, auxiliary=False), voltage_weight=cfg.voltage_weight,
-                                 spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
+                                 spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms,
+                                 spike_tolerance_ms=cfg.spike_tolerance_ms)
         total += float(loss) * x.shape[0]
         n += x.shape[0]
     model.net.train()
@@ -397,7 +398,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             y, state = model.net(xc, state, v_teacher=vt, **kw)
             loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
                                          cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
-                                         spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms)
+                                         spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms,
+                                         spike_tolerance_ms=cfg.spike_tolerance_ms)
             if pairs is not None and cfg.pair_weight > 0:
                 lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_chs, pairs.energy)
                 loss = loss + cfg.pair_weight * lp
