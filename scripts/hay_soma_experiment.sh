@@ -1,34 +1,42 @@
 #!/usr/bin/env bash
 # Experiment hay_soma: does an excitable soma under the network (gru_soma: the GRU's voltage output is the
 # drive of an exponential integrate-and-fire unit, which makes the soma voltage and the spikes) give better
-# spikes than the plain GRU? Every surrogate so far shrinks the cell's excursions toward their mean and hedges
-# its spikes; the real cell with an independent noise current that errs as much near threshold keeps F1 0.84
-# (README hay item 4), because its membrane is excitable. Same data, steps and seed as hay_history's baseline
+# spikes than the plain GRU? soma: the plain spike loss; soma_tol2: a spike term that tolerates 2 ms of timing
+# error (spike_tolerance_ms = 2), and gru_tol2 its control (the plain GRU with that term). Every surrogate so
+# far shrinks the cell's excursions toward their mean and hedges its spikes; the real cell with an independent
+# noise current that errs as much near threshold keeps F1 0.84 (README hay item 4), because its membrane is
+# excitable. Same data, steps and seed as hay_history's baseline
 # (configs/experiments/hay_history/gru.toml, trained here if absent). Scored on the first 40 validation trials
 # (whole), the Hay 2011 reference recordings (from 300 ms), and the answer to probe events on the 40 validation
 # trials re-simulated with probes (hay_pairs' data, made here if absent). Every step resumes or skips what is
 # done. Cost on a 2-core CPU: data ~55 min of NEURON on 2 workers (+ ~8 min for the validation pairs) if
-# absent, training ~20 min (gru_soma, one core), scoring ~3 min per model.
+# absent, training ~20-25 min per model (one core each, two side by side), scoring ~1 min per model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/hay_400_data.sh  # N, PY, HAY, GEN; data/hay/train_400.h5 and val_40.h5
 mkdir -p data/hay_pairs runs/hay_soma runs/hay_history docs/experiments/hay_soma
+train() {  # train configs/experiments/$1.toml into runs/$1 unless done (one core each; resumes)
+  [ -f runs/$1/model/model.json ] || $N train --config configs/experiments/$1.toml --quiet > runs/${1/\//_}.log 2>&1
+}
+score() {  # evaluate runs/$1/model on the validation trials and the reference recordings; copy the report
+  [ -f runs/$1/eval/report.md ] || $N evaluate --model runs/$1/model --data data/hay/val_40.h5 \
+      --data "$HAY/reference/synaptic_bombardment.npz" --long-run-s 0 --out-dir runs/$1/eval
+  mkdir -p docs/experiments/hay_soma/${1#*/} && cp runs/$1/eval/report.md docs/experiments/hay_soma/${1#*/}/
+}
+# The timing-tolerant pair first (the newest question), two side by side, then the first pair.
+train hay_soma/soma_tol2 & train hay_soma/gru_tol2 & wait
+score hay_soma/soma_tol2; score hay_soma/gru_tol2
 [ -f data/hay_pairs/val_probe40_40.h5 ] || $N simulate $GEN --option probe_rate_Hz=40 --trials 40 --seed 2 \
     --out data/hay_pairs/val_probe40_40.h5
-[ -f runs/hay_history/gru/model/model.json ] || $N train --config configs/experiments/hay_history/gru.toml --quiet \
-    > runs/hay_history_gru.log 2>&1 &
-[ -f runs/hay_soma/soma/model/model.json ] || $N train --config configs/experiments/hay_soma/soma.toml --quiet \
-    > runs/hay_soma_soma.log 2>&1 &
-wait
-for m in hay_history/gru hay_soma/soma; do
-  [ -f runs/$m/eval/report.md ] || $N evaluate --model runs/$m/model --data data/hay/val_40.h5 \
-      --data "$HAY/reference/synaptic_bombardment.npz" --long-run-s 0 --out-dir runs/$m/eval
-  out=docs/experiments/hay_soma/${m#*/}
-  mkdir -p "$out" && cp runs/$m/eval/report.md "$out/"
-done
+train hay_history/gru & train hay_soma/soma & wait
+score hay_history/gru; score hay_soma/soma
 $PY scripts/hay_pair_response.py --model runs/hay_history/gru/model --model runs/hay_soma/soma/model \
-    --base data/hay/val_40.h5 --probed data/hay_pairs/val_probe40_40.h5 --out docs/experiments/hay_soma/pair_response_val.json \
+    --model runs/hay_soma/soma_tol2/model --model runs/hay_soma/gru_tol2/model \
+    --base data/hay/val_40.h5 --probed data/hay_pairs/val_probe40_40.h5 \
+    --out docs/experiments/hay_soma/pair_response_val.json \
     > docs/experiments/hay_soma/pair_response_val.md
-$PY -c "import json, sys; from neurosurrogate.surrogate.model import SurrogateModel
+for m in soma soma_tol2; do  # the unit's learned constants
+  $PY -c "import json, sys; from neurosurrogate.surrogate.model import SurrogateModel
 json.dump(SurrogateModel.load(sys.argv[1]).net.soma_parameters(), open(sys.argv[2], 'w'), indent=1)" \
-    runs/hay_soma/soma/model docs/experiments/hay_soma/soma/unit.json
+      runs/hay_soma/$m/model docs/experiments/hay_soma/$m/unit.json
+done
