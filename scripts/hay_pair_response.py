@@ -21,7 +21,6 @@ Writes the JSON (atomically) and prints a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -62,16 +61,11 @@ def pair_response(model_path: str, base, probed) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="model folder (repeatable)")
-    ap.add_argument("--base", required=True, help="dataset without probes (.h5)")
-    ap.add_argument("--probed", required=True, help="the same run with --option probe_rate_Hz=R (.h5)")
-    ap.add_argument("--out", required=True, help="JSON file to write")
-    a = ap.parse_args(argv)
+    from neurosurrogate.train.pairs import PairError, pair_script_parser
+
+    a = pair_script_parser(__doc__).parse_args(argv)
     from neurosurrogate.data.dataset import DatasetError, load_dataset
     from neurosurrogate.data.io import atomic_path
-    from neurosurrogate.train.pairs import PairError
 
     try:
         base, probed = load_dataset(a.base), load_dataset(a.probed)

@@ -7,10 +7,11 @@ coefficient of its regressor K_{s_p}(t - t_p) (the synapse's somatic PSP at rest
 ``scripts/hay_psp_kernels.py``'s NPZ) in the pair's difference of the soma voltage (clipped as trained),
 over the compared samples of ``pairs.pair_mask``, all probes of a trial fitted together. Probes with less
 than half of their kernel in compared samples, or with a spike of either trial from 5 ms before to the
-kernel's end (60 ms) after them, are left out (there a spike moved by the probe dominates the difference). Per excitatory synapse, the model's slope
-sum(a_model a_cell) / sum(a_cell^2) over its probes; then the correlation of those slopes between the
-first and second half of the trials (split-half). A per-synapse error (a wrong efficacy, which a
-per-synapse gain could fix) gives a high split-half r; an error that depends on the context, ~0.
+kernel's end (``--kernel-ms``, 60) after them, are left out (there a spike moved by the probe dominates the difference).
+Per excitatory synapse, the model's slope sum(a_model a_cell) / sum(a_cell^2) over its probes; then the
+correlation of those slopes between the first and second half of the trials (split-half). A per-synapse
+error (a wrong efficacy, which a per-synapse gain could fix) gives a high split-half r; an error that
+depends on the context, ~0.
 
 Usage::
 
@@ -22,7 +23,6 @@ Writes the JSON (atomically) and prints a Markdown table (one row per model).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -80,6 +80,9 @@ def consistency(rows, excitatory, min_probes: int = 5) -> dict:
     import numpy as np
 
     rows = rows[np.isin(rows[:, 1].astype(int), np.flatnonzero(excitatory))]
+    if len(rows) == 0:
+        raise ValueError("no excitatory probe is far enough from every spike to be fitted (fewer spikes, "
+                         "more trials or a shorter --kernel-ms)")
 
     def slopes(r):
         out = np.full(excitatory.size, np.nan)
@@ -102,25 +105,26 @@ def consistency(rows, excitatory, min_probes: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="model folder (repeatable)")
-    ap.add_argument("--base", required=True, help="dataset without probes (.h5)")
-    ap.add_argument("--probed", required=True, help="the same run with --option probe_rate_Hz=R (.h5)")
-    ap.add_argument("--psp", required=True, help="NPZ of scripts/hay_psp_kernels.py (kernels_mV, kind)")
-    ap.add_argument("--out", required=True, help="JSON file to write")
+    from neurosurrogate.train.pairs import PairError, pair_script_parser
+
+    psp_help = "NPZ of scripts/hay_psp_kernels.py (kernels_mV, kind)"
+    ap = pair_script_parser(__doc__, ("--psp", psp_help))
+    ap.add_argument("--kernel-ms", type=int, default=60,
+                    help="length of the PSP regressor, ms; probes with a spike within it are left out (default 60)")
     a = ap.parse_args(argv)
+    if not 1 <= a.kernel_ms <= 10_000:
+        ap.error(f"--kernel-ms must be a whole number of ms in 1..10000, got {a.kernel_ms}")
     import numpy as np
 
     from neurosurrogate.data.dataset import DatasetError, load_dataset
     from neurosurrogate.data.io import atomic_path
-    from neurosurrogate.train.pairs import PairError
 
     try:
         psp = np.load(a.psp)
         kernels, excitatory = psp["kernels_mV"][:, 0, :], psp["kind"] == "exc"
         base, probed = load_dataset(a.base), load_dataset(a.probed)
-        out = [{"model": p, **consistency(probe_amplitudes(p, base, probed, kernels), excitatory)} for p in a.model]
+        out = [{"model": p, **consistency(probe_amplitudes(p, base, probed, kernels, a.kernel_ms), excitatory)}
+               for p in a.model]
     except (OSError, KeyError, ValueError, DatasetError, PairError) as exc:
         print(f"hay_probe_consistency: {exc}", file=sys.stderr)
         return 2

@@ -136,15 +136,9 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path):
         cfg("neg", -1.0)
 
     # scripts/hay_pair_response.py: the trained model's answer to the probes, per channel
-    import importlib.util
     import json
 
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "hay_pair_response.py"
-    spec = importlib.util.spec_from_file_location("hay_pair_response", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("hay_pair_response")
     out = tmp_path / "resp.json"
     assert mod.main(["--model", str(tmp_path / "w1" / "model"), "--base", str(base), "--probed", str(probed),
                      "--out", str(out)]) == 0
@@ -155,6 +149,57 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path):
     assert mod.main(["--model", str(tmp_path / "w1" / "model"), "--base", str(val), "--probed", str(probed),
                      "--out", str(tmp_path / "x.json")]) == 2  # no pairs: a clear error, no file
     assert not (tmp_path / "x.json").exists()
+
+    # scripts/hay_probe_consistency.py on the same pairs, with the point cell's own PSPs at rest (NEURON)
+    from neurosurrogate import simulate
+
+    one = simulate(EventTable(np.array([100.0]), np.array([0]), np.array([2.5])), 400.0)
+    rest = simulate(EventTable(np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)), 400.0)
+    k_exc = (np.asarray(one.v_mV) - np.asarray(rest.v_mV))[100:300]
+    assert k_exc.max() > 0.5  # a real EPSP, mV
+    psp = tmp_path / "psp.npz"
+    np.savez(psp, kernels_mV=np.stack([k_exc, -0.3 * k_exc])[:, None, :], kind=np.array(["exc", "inh"]))
+    cons = load_script("hay_probe_consistency")
+    out = tmp_path / "cons.json"
+    args = ["--model", str(tmp_path / "w1" / "model"), "--base", str(base), "--probed", str(probed)]
+    assert cons.main(args + ["--psp", str(psp), "--kernel-ms", "15", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())[0]
+    assert row["probes"] > 5 and np.isfinite(row["slope"])
+    # the cell's probes, fitted with their synapse's PSP at rest: of that size, within the cell's state's range
+    assert 0.2 < row["cell_amplitude_quartiles"][1] < 2.0
+    for bad in (["--psp", str(tmp_path / "none.npz")], ["--psp", str(psp), "--kernel-ms", "2000"]):
+        assert cons.main(args + bad + ["--out", str(tmp_path / "y.json")]) == 2  # no file; no probe far from spikes
+        assert not (tmp_path / "y.json").exists()
+
+
+def load_script(name: str):
+    """A module of ``scripts/`` (they are not a package)."""
+    import importlib.util
+
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_probe_consistency_tells_a_synapse_error_from_a_context_error():
+    cons = load_script("hay_probe_consistency")
+    rng = np.random.default_rng(0)
+    excitatory = np.array([True] * 20 + [False] * 5)
+    n = 4000
+    trial, syn = rng.integers(0, 40, n), rng.integers(0, 25, n)
+    a_cell = rng.uniform(0.3, 1.0, n)
+    gain = rng.uniform(0.4, 1.2, 25)  # a fixed error per synapse
+    per_synapse = cons.consistency(np.c_[trial, syn, a_cell, gain[syn] * a_cell], excitatory)
+    assert per_synapse["split_half_r"] > 0.9 and per_synapse["synapses_compared"] == 20
+    context = cons.consistency(np.c_[trial, syn, a_cell, rng.uniform(0.4, 1.2, n) * a_cell], excitatory)
+    assert abs(context["split_half_r"]) < 0.6
+    exact = cons.consistency(np.c_[trial, syn, a_cell, 0.7 * a_cell], excitatory)
+    assert exact["slope"] == pytest.approx(0.7) and exact["synapse_slope_median"] == pytest.approx(0.7)
+    assert exact["probes"] == int(np.isin(syn, np.flatnonzero(excitatory)).sum())
 
 
 def test_events_command_adds_probes_to_the_same_table(tmp_path):

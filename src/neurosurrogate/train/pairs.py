@@ -25,6 +25,7 @@ after-hyperpolarisation).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,3 +174,18 @@ def pair_loss(y: Tensor, z: Tensor, pb, pp, mask: Tensor, channels, energy: Tens
     d_true = z[pp][..., ch] - z[pb][..., ch]
     m = mask.to(y.device).unsqueeze(-1).to(y.dtype)
     return ((d_pred - d_true) ** 2 * m / energy.to(y.device)).sum() / (n * len(ch))
+
+
+def pair_script_parser(doc: str, *extra: tuple[str, str]) -> argparse.ArgumentParser:
+    """The command line of the scripts that score models on paired trials (``scripts/hay_pair_response.py``,
+    ``scripts/hay_probe_consistency.py``): ``--model`` (repeatable), ``--base``, ``--probed``, the
+    script's own required ``extra`` options as (flag, help) pairs, and ``--out``; the description is
+    the first paragraph of ``doc``, the rest of it the epilog (usage)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="model folder (repeatable)")
+    ap.add_argument("--base", required=True, help="dataset without probes (.h5)")
+    ap.add_argument("--probed", required=True, help="the same run with --option probe_rate_Hz=R (.h5)")
+    for flag, help_ in extra:
+        ap.add_argument(flag, required=True, help=help_)
+    ap.add_argument("--out", required=True, help="JSON file to write")
+    return ap
