@@ -517,6 +517,10 @@ def test_spike_tolerance_scores_a_spike_one_bin_off_as_a_hit():
     # within the tolerance it scores as the exact spike does
     assert float(spike_loss(off, target, pw, 2)) == pytest.approx(float(spike_loss(exact, target, pw, 2)), rel=1e-6)
     assert float(spike_loss(off, target, pw, 1)) > 20 * float(spike_loss(exact, target, pw, 1))  # 2 bins > 1 ms
+    # a second spike within the tolerance is false: one spike per true spike
+    double = off.clone()
+    double[0, 19] = 8.0
+    assert float(spike_loss(double, target, pw, 2)) > float(spike_loss(off, target, pw, 2)) + 0.05
     # a spike far from any true one is still false, a missing one still missed
     far = exact.clone()
     far[0, 45] = 8.0
