@@ -116,3 +116,15 @@ def batch_equals_single(seed: int):
     batch = simulate_batch(cell, tabs, 500)
     single = [simulate_events(cell, t, 500) for t in tabs]
     return [b.v_mV for b in batch], [s.v_mV for s in single]
+
+
+def point_psp(synapse: int, weight_nS: float, window_ms: int = 200, t_event_ms: float = 100.0):
+    """The point-hh cell's somatic response to one event at rest, mV, (window_ms,) from the event's bin on."""
+    from neurosurrogate import EventTable, get_cell
+    from neurosurrogate.biophys.simulate import simulate_events
+
+    cell, T = get_cell("point-hh"), t_event_ms + window_ms + 1
+    one = simulate_events(cell, EventTable(np.array([t_event_ms]), np.array([synapse]), np.array([weight_nS])), T)
+    rest = simulate_events(cell, EventTable(np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)), T)
+    k0 = int(t_event_ms)
+    return (np.asarray(one.v_mV) - np.asarray(rest.v_mV))[k0 : k0 + window_ms]

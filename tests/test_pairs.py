@@ -91,7 +91,7 @@ def test_pair_loss_is_the_unexplained_fraction_of_the_true_difference():
 
 
 @pytest.mark.neuron
-def test_paired_runs_train_with_the_difference_loss(tmp_path):
+def test_paired_runs_train_with_the_difference_loss(tmp_path, run_neuron):
     from neurosurrogate.biophys.generate import generate_dataset
     from neurosurrogate.data.dataset import load_dataset
     from neurosurrogate.train.config import TrainConfig
@@ -151,11 +151,9 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
     # scripts/hay_probe_consistency.py on the same pairs, with the point cell's own PSPs at rest (NEURON)
-    from neurosurrogate import simulate
+    import _neuron_cases as cases
 
-    one = simulate(EventTable(np.array([100.0]), np.array([0]), np.array([2.5])), 400.0)
-    rest = simulate(EventTable(np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)), 400.0)
-    k_exc = (np.asarray(one.v_mV) - np.asarray(rest.v_mV))[100:300]
+    k_exc = run_neuron(cases.point_psp, 0, 2.5)  # NEURON in a fresh process
     assert k_exc.max() > 0.5  # a real EPSP, mV
     psp = tmp_path / "psp.npz"
     np.savez(psp, kernels_mV=np.stack([k_exc, -0.3 * k_exc])[:, None, :], kind=np.array(["exc", "inh"]))
