@@ -17,6 +17,18 @@ sys.path.insert(0, str(TESTS))
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
 
 
+def load_module(relpath: str):
+    """A script of the repository (``scripts/`` or ``benchmarks/``, not packages) imported as a module;
+    ``relpath`` relative to the repository root."""
+    import importlib.util
+
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def in_fresh_process(func, *args, **kwargs):
     """Run ``func(*args, **kwargs)`` in a new spawned process and return its result."""
     ctx = mp.get_context("spawn")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_module
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "l5pc_circuit_crosscheck.py"
-spec = importlib.util.spec_from_file_location("l5pc_circuit_crosscheck", SCRIPT)
-cc = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cc)
+cc = load_module("benchmarks/l5pc_circuit_crosscheck.py")
 
 
 def _write(path: Path, fingerprints=("aaaa", "bbbb")) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import load_module
 
 from neurosurrogate.biophys.cells import get_cell
 from neurosurrogate.biophys.generate import trial_events
@@ -138,7 +139,7 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path, run_neuron):
     # scripts/hay_pair_response.py: the trained model's answer to the probes, per channel
     import json
 
-    mod = load_script("hay_pair_response")
+    mod = load_module("scripts/hay_pair_response.py")
     out = tmp_path / "resp.json"
     assert mod.main(["--model", str(tmp_path / "w1" / "model"), "--base", str(base), "--probed", str(probed),
                      "--out", str(out)]) == 0
@@ -157,7 +158,7 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path, run_neuron):
     assert k_exc.max() > 0.5  # a real EPSP, mV
     psp = tmp_path / "psp.npz"
     np.savez(psp, kernels_mV=np.stack([k_exc, -0.3 * k_exc])[:, None, :], kind=np.array(["exc", "inh"]))
-    cons = load_script("hay_probe_consistency")
+    cons = load_module("scripts/hay_probe_consistency.py")
     out = tmp_path / "cons.json"
     args = ["--model", str(tmp_path / "w1" / "model"), "--base", str(base), "--probed", str(probed)]
     assert cons.main(args + ["--psp", str(psp), "--kernel-ms", "15", "--out", str(out)]) == 0
@@ -170,21 +171,8 @@ def test_paired_runs_train_with_the_difference_loss(tmp_path, run_neuron):
         assert not (tmp_path / "y.json").exists()
 
 
-def load_script(name: str):
-    """A module of ``scripts/`` (they are not a package)."""
-    import importlib.util
-
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_probe_consistency_tells_a_synapse_error_from_a_context_error():
-    cons = load_script("hay_probe_consistency")
+    cons = load_module("scripts/hay_probe_consistency.py")
     rng = np.random.default_rng(0)
     excitatory = np.array([True] * 20 + [False] * 5)
     n = 4000

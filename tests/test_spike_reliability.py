@@ -3,7 +3,6 @@ experiment itself, not a unit test)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_module
 
 from neurosurrogate.inputs import EventTable
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "l5pc_spike_reliability.py"
-spec = importlib.util.spec_from_file_location("l5pc_spike_reliability", SCRIPT)
-rel = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rel)
+rel = load_module("benchmarks/l5pc_spike_reliability.py")
+SCRIPT = Path(rel.__file__)
 
 
 def _table(n: int = 4000, n_syn: int = 20, seed: int = 0) -> EventTable:

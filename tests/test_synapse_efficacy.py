@@ -3,7 +3,6 @@ Hay 2011 morphology in ../shared; NEURON runs only in the script's spawned proce
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import SHARED, load_module
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "l5pc_synapse_efficacy.py"
-spec = importlib.util.spec_from_file_location("l5pc_synapse_efficacy", SCRIPT)
-eff = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(eff)
+eff = load_module("benchmarks/l5pc_synapse_efficacy.py")
+SCRIPT = Path(eff.__file__)
 MORPH = SHARED / "hay2011" / "cell1.asc"
 
 

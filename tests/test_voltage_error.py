@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import load_module
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "l5pc_voltage_error.py"
-spec = importlib.util.spec_from_file_location("l5pc_voltage_error", SCRIPT)
-ve = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ve)
+ve = load_module("benchmarks/l5pc_voltage_error.py")
 
 N_MS = 3000
 
