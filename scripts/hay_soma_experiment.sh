@@ -9,8 +9,9 @@
 # (configs/experiments/hay_history/gru.toml, trained here if absent). Scored on the first 40 validation trials
 # (whole), the Hay 2011 reference recordings (from 300 ms), and the answer to probe events on the 40 validation
 # trials re-simulated with probes (hay_pairs' data, made here if absent). Every step resumes or skips what is
-# done. Cost on a 2-core CPU: data ~55 min of NEURON on 2 workers (+ ~8 min for the validation pairs) if
-# absent, training ~20-25 min per model (one core each, two side by side), scoring ~1 min per model.
+# done. Cost on a 2-core CPU (session 23): data 40 + 3.5 min of NEURON on 2 workers (beside the test suite;
+# + ~4 min for the validation pairs) if absent, training 11-18 min per model (one core each, two side by
+# side), scoring ~1 min per model: ~1.5 h in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/hay_400_data.sh  # N, PY, HAY, GEN; data/hay/train_400.h5 and val_40.h5
