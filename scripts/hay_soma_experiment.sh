@@ -14,16 +14,9 @@
 # side), scoring ~1 min per model: ~1.5 h in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/hay_400_data.sh  # N, PY, HAY, GEN; data/hay/train_400.h5 and val_40.h5
+source scripts/hay_400_data.sh  # N, PY, HAY, GEN, train, score; data/hay/train_400.h5 and val_40.h5
 mkdir -p data/hay_pairs runs/hay_soma runs/hay_history docs/experiments/hay_soma
-train() {  # train configs/experiments/$1.toml into runs/$1 unless done (one core each; resumes)
-  [ -f runs/$1/model/model.json ] || $N train --config configs/experiments/$1.toml --quiet > runs/${1/\//_}.log 2>&1
-}
-score() {  # evaluate runs/$1/model on the validation trials and the reference recordings; copy the report
-  [ -f runs/$1/eval/report.md ] || $N evaluate --model runs/$1/model --data data/hay/val_40.h5 \
-      --data "$HAY/reference/synaptic_bombardment.npz" --long-run-s 0 --out-dir runs/$1/eval
-  mkdir -p docs/experiments/hay_soma/${1#*/} && cp runs/$1/eval/report.md docs/experiments/hay_soma/${1#*/}/
-}
+DOCS=docs/experiments/hay_soma  # score() copies the reports there
 # The timing-tolerant pair first (the newest question), two side by side, then the first pair.
 train hay_soma/soma_tol2 & train hay_soma/gru_tol2 & wait
 score hay_soma/soma_tol2; score hay_soma/gru_tol2

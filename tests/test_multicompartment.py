@@ -403,3 +403,31 @@ def test_state_fidelity_script(trained, data, tmp_path):
         r = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "x.json")], capture_output=True,
                            text=True)
         assert r.returncode == 2 and re.search(msg, r.stderr), r.stderr
+
+
+def test_onsets_script_end_to_end(trained, data, tmp_path):
+    """scripts/hay_onsets.py on a trained model: every onset of the data's spike trains is described, the
+    JSON holds them and the calibration table; a dataset without dendritic sites is refused."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from neurosurrogate.data.dataset import load_dataset
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "hay_onsets.py"
+    out = tmp_path / "onsets.json"
+    model = str(data["dir"] / "run" / "model")
+    r = subprocess.run([sys.executable, str(script), "--model", model, "--data", str(data["test"]), "--gap-ms", "5",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())["models"][model]
+    res["onsets"] = [dict(zip(res["onsets"]["columns"], row)) for row in res["onsets"]["rows"]]
+    d = load_dataset(data["test"])
+    expected = sum(int(np.sum((s >= 20) & (np.diff(np.concatenate([[-np.inf], s])) >= 5))) for s in d.spike_times_ms)
+    assert len(res["onsets"]) == expected > 0
+    assert all(isinstance(o["found"], bool) and np.isfinite(o["err_5"]) for o in res["onsets"])
+    assert sum(row[0] for row in res["calibration"]["by_cell"]) == pytest.approx(1.0, abs=1e-3)  # rounded
+    assert "| `err_5` |" in r.stdout and "by the model's voltage" in r.stdout
+    r = subprocess.run([sys.executable, str(script), "--model", model, "--data", str(data["point"])],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no two dendritic recording sites" in r.stderr

@@ -500,6 +500,38 @@ def test_spread_window_must_fit_the_chunk():
     assert "spread_weight" not in TrainConfig(train_data=("a.h5",), val_data=("b.h5",)).key_dict()
 
 
+def test_near_threshold_weight_scales_only_the_samples_above_the_level():
+    from neurosurrogate.train.config import TrainConfig
+
+    z = torch.zeros(2, 100, 3)
+    z[..., 0] = torch.linspace(-1.0, 1.0, 100)  # normalised soma voltage; half of the samples above 0
+    y = z.clone()
+    y[..., 0] += 0.1  # the same error everywhere
+    base, p0 = surrogate_loss(y, z)
+    near, p1 = surrogate_loss(y, z, near_weight=4.0, near_above=0.0)
+    # the samples above the level weigh 5x: mean weight (1 + 5) / 2 = 3
+    assert float(near) - float(base) == pytest.approx(2.0 * 0.01, rel=1e-4)
+    assert p1["v"] == pytest.approx(p0["v"])  # the reported part stays the unweighted MSE
+    # an error only below the level is not weighted
+    y[..., 0] = z[..., 0] + 0.1 * (z[..., 0] <= 0)
+    low0, _ = surrogate_loss(y, z)
+    low1, _ = surrogate_loss(y, z, near_weight=4.0, near_above=0.0)
+    assert float(low1) == pytest.approx(float(low0))
+    with pytest.raises(ValueError, match="near_threshold_weight must be >= 0"):
+        TrainConfig(train_data=("a.h5",), val_data=("b.h5",), near_threshold_weight=-1.0)
+    with pytest.raises(ValueError, match="near_threshold_mV must be a finite"):
+        TrainConfig(train_data=("a.h5",), val_data=("b.h5",), near_threshold_mV=float("nan"))
+    assert "near_threshold_weight" not in TrainConfig(train_data=("a.h5",), val_data=("b.h5",)).key_dict()
+    # the training loop hands the level over in the encoding's normalised units
+    from types import SimpleNamespace
+
+    from neurosurrogate.train.loop import loss_options
+
+    cfg = TrainConfig(train_data=("a.h5",), val_data=("b.h5",), near_threshold_weight=3.0, near_threshold_mV=-58.0)
+    opts = loss_options(cfg, SimpleNamespace(v_rest_mV=-68.0, v_scale_mV=20.0))
+    assert opts["near_weight"] == 3.0 and opts["near_above"] == pytest.approx(0.5)
+
+
 def test_spike_tolerance_scores_a_spike_one_bin_off_as_a_hit():
     from neurosurrogate.train.losses import spike_loss
 

@@ -18,6 +18,7 @@ A multi-compartment cell (``hay-l5pc`` data) adds ``targets = ["v_dend", "ica"]`
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,9 @@ class TrainConfig:
         spread_weight, spread_window_ms: the anti-shrinkage term of the soma voltage (the
             spread of its ``spread_window_ms`` moving average per trial and chunk must match
             the cell's; see losses.py); weight 0 (default) leaves it out.
+        near_threshold_weight, near_threshold_mV: the soma-voltage samples whose (clipped) target
+            is above ``near_threshold_mV`` weigh ``1 + near_threshold_weight`` times as much in
+            the voltage term (see losses.py); weight 0 (default) leaves them equal.
         eval_every, patience: validation every N steps; stop after `patience` evaluations
             without improvement (early stopping); the best model is kept.
         checkpoint_every: write a resumable checkpoint every N steps.
@@ -115,6 +119,8 @@ class TrainConfig:
     v_clip_mV: float | None = None
     pair_weight: float = 0.0
     spike_tolerance_ms: int = 0
+    near_threshold_weight: float = 0.0
+    near_threshold_mV: float = -60.0
 
     def __post_init__(self) -> None:
         if self.targets is not None:
@@ -137,12 +143,14 @@ class TrainConfig:
                 raise ValueError(f"train config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr_final", "weight_decay", "spike_weight", "offset_weight", "current_weight", "voltage_weight",
                      "threads", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "spread_weight",
-                     "pair_weight"):
+                     "pair_weight", "near_threshold_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train config: {name} must be >= 0, got {getattr(self, name)}")
         tol = self.spike_tolerance_ms
         if isinstance(tol, bool) or not isinstance(tol, int) or not 0 <= tol <= 50:
             raise ValueError(f"train config: spike_tolerance_ms must be a whole number of ms in [0, 50], got {tol!r}")
+        if not math.isfinite(self.near_threshold_mV):
+            raise ValueError(f"train config: near_threshold_mV must be a finite voltage in mV, got {self.near_threshold_mV!r}")
         if self.spread_weight > 0 and self.spread_window_ms >= self.chunk_ms:
             raise ValueError(f"train config: spread_window_ms ({self.spread_window_ms}) must be shorter than "
                              f"chunk_ms ({self.chunk_ms}) when spread_weight > 0")
@@ -202,4 +210,5 @@ class TrainConfig:
 TARGETS = ("ina", "ik", "v_dend", "ica", "states")
 #: fields added after checkpoints of the point-hh model were written (see ``key_dict``)
 LATER_FIELDS = ("targets", "dend_weight", "ica_weight", "states_weight", "rest_warmup_ms", "v_clip_mV",
-                "voltage_weight", "spread_weight", "spread_window_ms", "pair_weight", "spike_tolerance_ms")
+                "voltage_weight", "spread_weight", "spread_window_ms", "pair_weight", "spike_tolerance_ms",
+                "near_threshold_weight", "near_threshold_mV")

@@ -209,6 +209,14 @@ def loss_groups(cfg: TrainConfig, enc: Encoding, auxiliary: bool = True):
     return groups if auxiliary else [g for g in groups if g[0] != "states"]
 
 
+def loss_options(cfg: TrainConfig, enc: Encoding) -> dict:
+    """Keyword options of :func:`surrogate_loss` from the configuration (the near-threshold level normalised)."""
+    return {"voltage_weight": cfg.voltage_weight, "spread_weight": cfg.spread_weight,
+            "spread_window_ms": cfg.spread_window_ms, "spike_tolerance_ms": cfg.spike_tolerance_ms,
+            "near_weight": cfg.near_threshold_weight,
+            "near_above": (cfg.near_threshold_mV - enc.v_rest_mV) / enc.v_scale_mV}
+
+
 def _device(cfg: TrainConfig) -> torch.device:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise TrainError("device 'cuda' requested but torch sees no CUDA device")
@@ -245,9 +253,7 @@ def validation_loss(model: SurrogateModel, data: Tensors, cfg: TrainConfig, devi
         x, z = data.x[b : b + 64].to(device), data.z[b : b + 64].to(device)
         y, _ = model.net(x)
         loss, _ = surrogate_loss(y, z, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight, cfg.current_weight,
-                                 loss_groups(cfg, model.encoding, auxiliary=False), voltage_weight=cfg.voltage_weight,
-                                 spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms,
-                                 spike_tolerance_ms=cfg.spike_tolerance_ms)
+                                 loss_groups(cfg, model.encoding, auxiliary=False), **loss_options(cfg, model.encoding))
         total += float(loss) * x.shape[0]
         n += x.shape[0]
     model.net.train()
@@ -337,6 +343,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
     enc = make_encoding(train_ds, cfg.predict_currents, cfg.targets, cfg.v_clip_mV)
     tr, va = to_tensors(train_ds, enc, sparse="auto"), to_tensors(val_ds, enc, sparse="auto")
     groups = loss_groups(cfg, enc)
+    options = loss_options(cfg, enc)
     try:
         pairs = make_pairs(train_ds, tr.x.shape[1])
     except PairError as exc:
@@ -397,9 +404,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             kw = {"s_teacher": zc[..., 1]} if getattr(model.net, "spike_teacher", False) else {}
             y, state = model.net(xc, state, v_teacher=vt, **kw)
             loss, parts = surrogate_loss(y, zc, cfg.spike_weight, cfg.spike_pos_weight, cfg.offset_weight,
-                                         cfg.current_weight, groups, voltage_weight=cfg.voltage_weight,
-                                         spread_weight=cfg.spread_weight, spread_window_ms=cfg.spread_window_ms,
-                                         spike_tolerance_ms=cfg.spike_tolerance_ms)
+                                         cfg.current_weight, groups, **options)
             if pairs is not None and cfg.pair_weight > 0:
                 lp = pair_loss(y, zc, pb, pp, pairs.mask[prow, c : c + cfg.chunk_ms], pair_chs, pairs.energy)
                 loss = loss + cfg.pair_weight * lp
