@@ -556,11 +556,6 @@ def previous_rows(path: Path, key: dict) -> dict[str, dict]:
 
 
 def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from neurosurrogate.data.io import atomic_path
 
     def write_text(path: Path, text: str) -> None:
@@ -614,21 +609,10 @@ def write_outputs(out: Path, rows: list[dict], args: dict, key: dict) -> None:
                     lines.append(f"  - {part} ({r[part]['n_trials']} trials): F1 +-10 ms {r[part]['f1_10ms']:.3f}"
                                  + (f"; by window {w}" if w else ""))
     write_text(out / "reliability.md", "\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for r in rows:
-        sur = r["condition"].startswith("surrogate")
-        ax.plot(r["r_sub"], r["f1_10ms"], "s" if sur else "o", color="C3" if sur else "C0")
-        ax.annotate(r["condition"], (r["r_sub"], r["f1_10ms"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(0.9, color="0.6", ls="--", lw=0.8)
-    ax.axvline(0.95, color="0.6", ls="--", lw=0.8)
+    from neurosurrogate.plotting import plot_reliability
+
     vs = "reference" if args.get("truth", "reference") == "reference" else "our cell from steady state"
-    ax.set_xlabel(f"subthreshold soma r vs {vs}")
-    ax.set_ylabel(f"spike F1 at +-10 ms vs {vs}")
-    ax.set_title("hay-l5pc: spike fidelity of perturbed NEURON cells", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(out / "reliability.png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    plot_reliability(out / "reliability.png", rows, vs)
 
 
 if __name__ == "__main__":

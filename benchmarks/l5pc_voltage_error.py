@@ -113,40 +113,6 @@ def analyse(truth, pred, v_clip_mV: float, skip_ms: int) -> dict:
     return out
 
 
-def plot(truth, pred, v_clip_mV: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = min(3, len(truth))
-    fig, ax = plt.subplots(2 * n, 1, figsize=(14, 3.2 * n), sharex=True, squeeze=False)
-    for k in range(n):
-        a, b = np.minimum(truth[k].v_mV, v_clip_mV), np.minimum(pred[k].v_mV, v_clip_mV)
-        t = np.arange(a.size)
-        top, low = ax[2 * k, 0], ax[2 * k + 1, 0]
-        top.plot(t, a, "k", lw=0.6, label="NEURON")
-        top.plot(t, b, "r", lw=0.6, label="surrogate")
-        for s in truth[k].spike_times_ms:
-            top.axvline(s, ymin=0.92, color="k", lw=0.8)
-        for s in pred[k].spike_times_ms:
-            top.axvline(s, ymin=0.84, ymax=0.92, color="r", lw=0.8)
-        top.set_ylabel(f"trial {k}\nsoma mV (clipped)")
-        low.plot(t, b - a, "b", lw=0.5, label="error")
-        low.plot(t, uniform_filter1d(b - a, 51), "m", lw=1.2, label="error, 51 ms mean")
-        low.axhline(0, color="k", lw=0.5)
-        low.set_ylabel("pred - true, mV")
-    ax[0, 0].legend(loc="lower right", fontsize=8)
-    ax[1, 0].legend(loc="lower right", fontsize=8)
-    ax[-1, 0].set_xlabel("time, ms")
-    fig.tight_layout()
-    from neurosurrogate.data.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -190,7 +156,9 @@ def main(argv=None) -> int:
                       f"(r {hs['r_true']:+.2f}), {hs['coef_pred_mV']:+.2f} per unit of the model's own "
                       f"(r {hs['r_pred']:+.2f}); R2 {hs['r2']:.2f}")
             if k == 0 and args.plot:
-                plot(ev.truth, ev.pred, args.v_clip_mV, args.plot)
+                from neurosurrogate.plotting import plot_voltage_error
+
+                plot_voltage_error(args.plot, ev.truth, ev.pred, args.v_clip_mV)
     except (DatasetError, ModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

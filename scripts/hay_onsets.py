@@ -182,6 +182,26 @@ def calibration_lines(cal: dict) -> list[str]:
     return lines
 
 
+def onset_averages(onsets: list[dict], v_cell: np.ndarray, v_model: np.ndarray, clip_mV: float = -55.0,
+                   lags_ms=range(-30, 3)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean clipped soma voltage of the cell and the model (mV) at ``lags_ms`` from each onset's bin, over the
+    found and over the missed onsets: ``{"found": (cell, model), "missed": (cell, model)}`` (onsets whose
+    window leaves the trial are left out; NaN where there are none)."""
+    lags = np.asarray(list(lags_ms), int)
+    vc, vm = np.minimum(v_cell, clip_mV), np.minimum(v_model, clip_mV)
+    out = {}
+    for name, want in (("found", True), ("missed", False)):
+        rows = [(o["trial"], int(o["t_ms"])) for o in onsets if o["found"] == want]
+        rows = [(k, i) for k, i in rows if i + lags.min() >= 0 and i + lags.max() < vc.shape[1]]
+        if rows:
+            k, i = np.array(rows).T
+            idx = i[:, None] + lags[None, :]
+            out[name] = (vc[k[:, None], idx].mean(axis=0), vm[k[:, None], idx].mean(axis=0))
+        else:
+            out[name] = (np.full(lags.size, np.nan), np.full(lags.size, np.nan))
+    return out
+
+
 def summary(onsets: list[dict], false: list[dict]) -> list[str]:
     """Markdown lines: recall by quartile of every feature, AUC found vs missed, means of false onsets."""
     keys = [k for k in onsets[0] if k not in ("found", "trial", "t_ms")]
@@ -264,6 +284,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clip-mV", type=float, default=-55.0, help="soma voltages clipped here, mV (default -55)")
     ap.add_argument("--trials", type=int, help="only the first N trials of --data")
     ap.add_argument("--out", help="JSON with every onset's features per model")
+    ap.add_argument("--plot", help="PNG of the mean soma voltage around found and missed onsets, one panel per model")
     a = ap.parse_args(argv)
     for name, v in (("--window-ms", a.window_ms), ("--gap-ms", a.gap_ms)):
         if not v > 0:
@@ -300,7 +321,7 @@ def main(argv=None) -> int:
     exc = np.array([s["kind"] == "exc" for s in d.synapses])
     apical = np.array([s.get("region") == "apical" for s in d.synapses])
     true = [np.asarray(d.spike_times_ms[k]) for k in range(d.n_trials)]
-    result = {}
+    result, panels, lags = {}, [], np.arange(-30, 3)
     runs = [(m, None) for m in a.model] + list(zip(a.cell_condition, conditions))
     for m, cond in runs:
         if cond is None:
@@ -321,6 +342,12 @@ def main(argv=None) -> int:
         print("\n".join(summary(onsets, false)) + "\n")
         print("\n".join(calibration_lines(cal)) + "\n")
         result[m] = {"onsets": columns(onsets), "false": columns(false), "calibration": cal}
+        label = m if cond is not None else (Path(m).parent.name if Path(m).name == "model" else Path(m).name)
+        panels.append((label, onset_averages(onsets, d.v_mV, v_model, a.clip_mV, lags)))
+    if a.plot:
+        from neurosurrogate.plotting import plot_onset_averages
+
+        plot_onset_averages(a.plot, lags, panels)
     if a.out:
         tmp = Path(a.out).with_suffix(".tmp")
         tmp.write_text(json.dumps(rounded({"data": str(a.data), "trials": d.n_trials, "window_ms": a.window_ms,

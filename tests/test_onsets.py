@@ -58,6 +58,10 @@ def test_onset_table_finds_the_fast_onset_and_misses_the_slow_ramp():
     assert fast["gap"] == 500.0 and slow["gap"] == pytest.approx(200.3)  # first spike: the long-gap value
     assert fast["p_max"] == 0.9 and slow["p_max"] == pytest.approx(0.1)
     assert len(false) == 1 and false[0]["t_ms"] == 350.0 and false[0]["v_cell_peak"] == -65.0
+    avg = ons.onset_averages(onsets, v_cell[None], v_model[None], lags_ms=range(-5, 1))
+    assert np.allclose(avg["found"][0], avg["found"][1])  # the model follows the fast approach
+    assert np.allclose(avg["missed"][1], avg["missed"][0] - 3.0)  # and stays 3 mV under the slow ramp
+    assert avg["missed"][0][-1] == -55.0  # clipped
     lines = ons.summary(onsets, false)
     assert lines[0].startswith("2 onsets, recall 0.500; 1 false onsets")
 

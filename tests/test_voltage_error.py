@@ -72,3 +72,18 @@ def test_no_subthreshold_samples_is_a_clear_error():
     tr = SimpleNamespace(v_mV=v, spike_times_ms=np.arange(10.0))
     with pytest.raises(ValueError, match="no trial has subthreshold samples"):
         ve.analyse([tr], [tr], v_clip_mV=-55.0, skip_ms=0)
+
+
+def test_the_benchmark_figures_are_written_by_plotting(tmp_path):
+    """The two hay benchmarks draw through neurosurrogate.plotting (the only matplotlib import), atomically."""
+    from neurosurrogate.plotting import plot_reliability, plot_voltage_error
+
+    rng = np.random.default_rng(1)
+    tr = [SimpleNamespace(v_mV=-65.0 + _slow(rng), spike_times_ms=_spikes(rng)) for _ in range(2)]
+    path = plot_voltage_error(tmp_path / "err.png", tr, tr[::-1], -55.0)
+    rows = [{"condition": "none", "r_sub": 1.0, "f1_10ms": 1.0},
+            {"condition": "surrogate (hay-l5pc)", "r_sub": 0.9, "f1_10ms": 0.75}]
+    path2 = plot_reliability(tmp_path / "rel.png", rows, "the reference")
+    for p in (path, path2):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["err.png", "rel.png"]  # no temporary file left

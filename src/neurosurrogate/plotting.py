@@ -201,10 +201,13 @@ def _finish_time_stack(fig, axes, path, plt, title: str) -> Path:
     return _save(fig, path, plt)
 
 
-def _save(fig, path, plt) -> Path:
+def _save(fig, path, plt, dpi: int = 110) -> Path:
+    """Write the figure atomically (its format from the file suffix, PNG without one) and close it."""
+    from neurosurrogate.data.io import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
     plt.close(fig)
     return path
 
@@ -381,3 +384,70 @@ def plot_synapse_efficacy(path, panels: list) -> Path:
     fig.suptitle("one extra event per synapse (red edge: inhibitory)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path, plt)
+
+
+def plot_onset_averages(path, lags_ms, panels: list) -> Path:
+    """Soma voltage around the cell's episode onsets (``scripts/hay_onsets.py``): one panel per model (or
+    perturbed cell), ``(title, {"found": (cell, model), "missed": (cell, model)})`` with the mean clipped
+    voltages (mV) by ``lags_ms`` relative to the onset's bin; the cell solid, the model dashed."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (title, curves) in zip(axes[0], panels):
+        for (name, (cell, model)), color in zip(curves.items(), ("tab:blue", "tab:red")):
+            ax.plot(lags_ms, cell, color=color, label=f"cell, {name}")
+            ax.plot(lags_ms, model, color=color, ls="--", label=f"model, {name}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time from the onset's bin (ms)")
+    axes[0, 0].set_ylabel("soma voltage, clipped (mV)")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def plot_reliability(path, rows: list[dict], truth_label: str) -> Path:
+    """Spike F1 at +-10 ms against subthreshold soma r of perturbed NEURON cells and surrogates
+    (``benchmarks/l5pc_spike_reliability.py``; rows whose condition starts with "surrogate" as squares),
+    both scored against ``truth_label``; the issue's targets (F1 0.9, r 0.95) dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for r in rows:
+        sur = r["condition"].startswith("surrogate")
+        ax.plot(r["r_sub"], r["f1_10ms"], "s" if sur else "o", color="C3" if sur else "C0")
+        ax.annotate(r["condition"], (r["r_sub"], r["f1_10ms"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.9, color="0.6", ls="--", lw=0.8)
+    ax.axvline(0.95, color="0.6", ls="--", lw=0.8)
+    ax.set_xlabel(f"subthreshold soma r vs {truth_label}")
+    ax.set_ylabel(f"spike F1 at +-10 ms vs {truth_label}")
+    ax.set_title("hay-l5pc: spike fidelity of perturbed NEURON cells", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, plt, dpi=120)
+
+
+def plot_voltage_error(path, truth: Sequence, pred: Sequence, v_clip_mV: float) -> Path:
+    """The first three trials (``benchmarks/l5pc_voltage_error.py``): NEURON's and the surrogate's clipped
+    soma voltage with both spike trains, and below each the error with its 51 ms moving mean (mV)."""
+    from scipy.ndimage import uniform_filter1d
+
+    plt = _plt()
+    n = min(3, len(truth))
+    fig, ax = plt.subplots(2 * n, 1, figsize=(14, 3.2 * n), sharex=True, squeeze=False)
+    for k in range(n):
+        a, b = np.minimum(truth[k].v_mV, v_clip_mV), np.minimum(pred[k].v_mV, v_clip_mV)
+        t = np.arange(a.size)
+        top, low = ax[2 * k, 0], ax[2 * k + 1, 0]
+        top.plot(t, a, "k", lw=0.6, label="NEURON")
+        top.plot(t, b, "r", lw=0.6, label="surrogate")
+        for s in truth[k].spike_times_ms:
+            top.axvline(s, ymin=0.92, color="k", lw=0.8)
+        for s in pred[k].spike_times_ms:
+            top.axvline(s, ymin=0.84, ymax=0.92, color="r", lw=0.8)
+        top.set_ylabel(f"trial {k}\nsoma mV (clipped)")
+        low.plot(t, b - a, "b", lw=0.5, label="error")
+        low.plot(t, uniform_filter1d(b - a, 51), "m", lw=1.2, label="error, 51 ms mean")
+        low.axhline(0, color="k", lw=0.5)
+        low.set_ylabel("pred - true, mV")
+    ax[0, 0].legend(loc="lower right", fontsize=8)
+    ax[1, 0].legend(loc="lower right", fontsize=8)
+    ax[-1, 0].set_xlabel("time, ms")
+    fig.tight_layout()
+    return _save(fig, path, plt, dpi=80)
