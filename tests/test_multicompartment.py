@@ -431,3 +431,15 @@ def test_onsets_script_end_to_end(trained, data, tmp_path):
     r = subprocess.run([sys.executable, str(script), "--model", model, "--data", str(data["point"])],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no two dendritic recording sites" in r.stderr
+
+
+def test_rest_warmup_is_refused_before_training_an_architecture_without_it(data, tmp_path):
+    """A warm rest is a GRU-family state: a tcn configured with one is refused before any step (it used to
+    train and write a model that no command could load)."""
+    from neurosurrogate.train.loop import TrainError
+
+    cfg = _cfg(data, tmp_path / "tcn", arch="tcn", arch_params={"channels": 4, "kernel": 2, "levels": 2},
+               rest_warmup_ms=100)
+    with pytest.raises(TrainError, match="rest_warmup_ms = 100: architecture 'tcn' has no warm rest state"):
+        train(cfg, progress=False, log=lambda *a: None)
+    assert not (tmp_path / "tcn" / "model").exists() and not (tmp_path / "tcn" / "checkpoint.pt").exists()

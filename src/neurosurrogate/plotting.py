@@ -388,11 +388,15 @@ def plot_synapse_efficacy(path, panels: list) -> Path:
 
 def plot_onset_averages(path, lags_ms, panels: list) -> Path:
     """Soma voltage around the cell's episode onsets (``scripts/hay_onsets.py``): one panel per model (or
-    perturbed cell), ``(title, {"found": (cell, model), "missed": (cell, model)})`` with the mean clipped
-    voltages (mV) by ``lags_ms`` relative to the onset's bin; the cell solid, the model dashed."""
+    perturbed cell; four per row), ``(title, {"found": (cell, model), "missed": (cell, model)})`` with the
+    mean clipped voltages (mV) by ``lags_ms`` relative to the onset's bin; the cell solid, the model dashed."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False, sharey=True)
-    for ax, (title, curves) in zip(axes[0], panels):
+    ncol = min(4, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.2 * nrow), squeeze=False, sharey=True)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, curves) in zip(axes.flat, panels):
         for (name, (cell, model)), color in zip(curves.items(), ("tab:blue", "tab:red")):
             ax.plot(lags_ms, cell, color=color, label=f"cell, {name}")
             ax.plot(lags_ms, model, color=color, ls="--", label=f"model, {name}")

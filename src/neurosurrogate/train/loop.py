@@ -361,6 +361,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, log=prin
             + (f", difference loss weight {cfg.pair_weight:g}" if cfg.pair_weight > 0 else ""))
     torch.manual_seed(cfg.seed)
     model = SurrogateModel.create(cfg.arch, enc, **cfg.arch_params)
+    if cfg.rest_warmup_ms and not hasattr(model.net, "set_rest_from_silence"):  # before any step, not at load time
+        raise TrainError(f"rest_warmup_ms = {cfg.rest_warmup_ms}: architecture {cfg.arch!r} has no warm rest state "
+                         "(only the GRU family has); set rest_warmup_ms = 0")
     model.net.to(device).train()
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
