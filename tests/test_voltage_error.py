@@ -87,3 +87,18 @@ def test_the_benchmark_figures_are_written_by_plotting(tmp_path):
     for p in (path, path2):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["err.png", "rel.png"]  # no temporary file left
+
+
+def test_plotting_is_the_only_module_that_imports_matplotlib():
+    """The house rule (DESIGN: plots live in neurosurrogate/plotting.py, imported lazily): no package module,
+    benchmark or script imports matplotlib itself (two benchmarks did for several sessions)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pattern = re.compile(r"^\s*(import matplotlib|from matplotlib)", re.M)
+    files = [p for d in ("src", "benchmarks", "scripts", "examples") for p in (root / d).rglob("*.py")]
+    assert len(files) > 20
+    offenders = [str(p.relative_to(root)) for p in files
+                 if p.name != "plotting.py" and pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
