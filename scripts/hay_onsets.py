@@ -13,7 +13,7 @@ onset by what preceded it, in the cell, in the model and in the input, and repor
   before, by kind and region; ``exc_peak_1ms``: the largest excitatory weight within one 1 ms bin of those 5;
   ``exc_20``: summed excitatory weight in the 20 ms before.
 * ``dend700_max``: the largest voltage of the 700 um trunk site in the 15 ms before, mV.
-* ``gap``: time since the cell's previous spike, ms (``--long-gap-ms`` when none).
+* ``gap``: time since the cell's previous spike, ms (500 when there is none or it is longer).
 * ``p_max``: the model's largest spike probability within +-3 ms.
 
 The voltage error of every sample away from spikes (5 ms from any spike of either) is also tabulated by band
@@ -29,8 +29,9 @@ cell err as much as a surrogate, or ``jitter_ms:1``), simulated in NEURON from t
 events (needs ``--morphology``); its spike probability is 1 in the bin of each of its spikes.
 
 Run from the repository root with ``.venv/bin/python``; several ``--model`` folders and cell conditions are
-scored on the same data. Writes ``--out`` (JSON: per model, every onset's and false onset's features as ``{"columns": [...], "rows":
-[[...], ...]}``, and the calibration table) and prints a Markdown summary.
+scored on the same data. Writes ``--out`` (JSON: per model, every onset's and false onset's features as
+``{"columns": [...], "rows": [[...], ...]}``, and the calibration table), ``--plot`` (PNG) and prints a
+Markdown summary.
 """
 
 from __future__ import annotations
@@ -54,17 +55,9 @@ def auc(score_pos: np.ndarray, score_neg: np.ndarray) -> float:
     a, b = np.asarray(score_pos, float), np.asarray(score_neg, float)
     if a.size == 0 or b.size == 0:
         return float("nan")
-    both = np.concatenate([a, b])
-    order = np.argsort(both, kind="mergesort")
-    ranks = np.empty(both.size)
-    s = both[order]
-    i = 0
-    while i < s.size:  # average ranks of ties
-        j = i
-        while j + 1 < s.size and s[j + 1] == s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([a, b]))  # ties get their average rank
     return float((ranks[: a.size].sum() - a.size * (a.size + 1) / 2) / (a.size * b.size))
 
 
