@@ -139,6 +139,24 @@ def perturb(events, kind: str, size: float, n_synapses: int, rng: np.random.Gene
     return EventTable(t, s, w)
 
 
+def condition_rng(seed: int, kind: str, size: float) -> np.random.Generator:
+    """The generator of a condition's perturbation: it depends on the seed and the condition, not on the
+    condition's place in a list (so another script perturbs the same trials the same way)."""
+    return np.random.default_rng([seed, KINDS.index(kind), int(round(size * 1e6))])
+
+
+def condition_tables(kind: str, size: float, events: list, n_synapses: int, n_ms: int,
+                     rng: np.random.Generator) -> list:
+    """The NEURON inputs of a condition without pulses: each trial's event table, perturbed (``event_weight``,
+    ``synapse_weight``, ``jitter_ms``) or as it is (``none``, ``steady_start``), or with a noise current
+    (``slow_current``, ``fast_current``: ``(events, i_soma_nA)``)."""
+    if kind in NOISE_TAU_MS:
+        return [(ev, noise_current(kind, size, n_ms, rng)) for ev in events]
+    if kind in PULSE_KINDS:
+        raise ValueError(f"{kind}: a pulse condition needs the truth's spikes (see main)")
+    return [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, n_synapses, rng) for ev in events]
+
+
 def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -> np.ndarray:
     """An Ornstein-Uhlenbeck current (nA, one sample per ms, ``n_ms`` samples) of stationary SD ``size``
     and correlation time ``NOISE_TAU_MS[kind]``, started from its stationary distribution (exact AR(1)
@@ -455,12 +473,9 @@ def main(argv=None) -> int:
         if name in done:
             rows.append(done[name])
             continue
-        # the perturbation's seed depends on the condition, not on its place in the list
-        rng = np.random.default_rng([args.seed, KINDS.index(kind), int(round(size * 1e6))])
+        rng = condition_rng(args.seed, kind, size)
         pulse_ms, truth = None, ref
-        if kind in NOISE_TAU_MS:
-            tables = [(ev, noise_current(kind, size, int(duration), rng)) for ev in ref.events]
-        elif kind in PULSE_KINDS:  # only the trials with a moment for the pulse are run and scored
+        if kind in PULSE_KINDS:  # only the trials with a moment for the pulse are run and scored
             pulses = [spike_pulse(kind, size, int(duration), sp, args.skip_ms, rng) for sp in ref.spike_times_ms]
             placed = [k for k, (_, t) in enumerate(pulses) if np.isfinite(t)]
             if not placed:
@@ -470,8 +485,7 @@ def main(argv=None) -> int:
             tables = [(ref.events[k], pulses[k][0]) for k in placed]
             pulse_ms = [pulses[k][1] for k in placed]
         else:
-            tables = [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, len(spec.synapses), rng)
-                      for ev in ref.events]
+            tables = condition_tables(kind, size, list(ref.events), len(spec.synapses), int(duration), rng)
         t0 = time.perf_counter()
         cell = spec.replace(prerun=True) if kind == "steady_start" else spec
         if truth_runs is not None and kind in ("none", "steady_start"):

@@ -70,14 +70,14 @@ def episode_onsets(spikes_ms: np.ndarray, gap_ms: float) -> np.ndarray:
     return np.flatnonzero(s - prev >= gap_ms)
 
 
-def describe(t_ms: float, v_cell: np.ndarray, v_model: np.ndarray, prob: np.ndarray, dend700: np.ndarray,
-             ev_t: np.ndarray, ev_w: np.ndarray, ev_exc: np.ndarray, ev_apical: np.ndarray, prev_spike_ms: float,
-             clip_mV: float, long_gap_ms: float) -> dict[str, float] | None:
-    """Features of the moment ``t_ms`` (see the module docstring); None if it is within 20 ms of the start."""
+def describe(t_ms: float, v_cell: np.ndarray, v_model: np.ndarray, vc: np.ndarray, vm: np.ndarray,
+             prob: np.ndarray, dend700: np.ndarray, ev_t: np.ndarray, ev_w: np.ndarray, ev_exc: np.ndarray,
+             ev_apical: np.ndarray, prev_spike_ms: float, long_gap_ms: float) -> dict[str, float] | None:
+    """Features of the moment ``t_ms`` (see the module docstring; ``vc``, ``vm``: the trial's clipped
+    voltages); None if it is within 20 ms of the start."""
     i = int(t_ms)
     if i < 20 or i >= v_cell.size:
         return None
-    vc, vm = np.minimum(v_cell, clip_mV), np.minimum(v_model, clip_mV)
     f: dict[str, float] = {}
     for k in K_BEFORE:
         f[f"v_cell_{k}"], f[f"v_model_{k}"] = float(v_cell[i - k]), float(v_model[i - k])
@@ -118,10 +118,11 @@ def onset_table(true_list, pred_list, v_cell, v_model, prob, dend700, events, ex
         found[it], matched[ip] = True, True
         ev = events[k]
         ev_t, ev_w, s = np.asarray(ev.t_ms), np.asarray(ev.weight_nS), np.asarray(ev.synapse)
-        args = (v_cell[k], v_model[k], prob[k], dend700[k], ev_t, ev_w, exc[s], apical[s])
+        args = (v_cell[k], v_model[k], np.minimum(v_cell[k], clip_mV), np.minimum(v_model[k], clip_mV), prob[k],
+                dend700[k], ev_t, ev_w, exc[s], apical[s])
         for j in episode_onsets(st, gap_ms):
             prev = st[j - 1] if j > 0 else -np.inf
-            f = describe(st[j], *args, prev, clip_mV, long_gap_ms)
+            f = describe(st[j], *args, prev, long_gap_ms)
             if f is not None:
                 f["found"], f["trial"], f["t_ms"] = bool(found[j]), k, float(st[j])
                 onsets.append(f)
@@ -129,7 +130,7 @@ def onset_table(true_list, pred_list, v_cell, v_model, prob, dend700, events, ex
             if matched[j]:
                 continue
             before = st[st < sp[j]]
-            f = describe(sp[j], *args, before[-1] if before.size else -np.inf, clip_mV, long_gap_ms)
+            f = describe(sp[j], *args, before[-1] if before.size else -np.inf, long_gap_ms)
             if f is not None:
                 i = int(sp[j])
                 f["v_cell_peak"] = float(v_cell[k][max(0, i - 5) : i + 6].max())
@@ -233,13 +234,8 @@ def perturbed_cell(rel, d, morphology: str, condition: tuple[str, float], seed: 
     (``(kind, size)`` of the reliability benchmark, ``kind`` in ``CELL_KINDS``), on the dataset's events from
     the steady state."""
     kind, size = condition
-    # the benchmark's seeding: the same condition and seed perturb the same trials the same way
-    rng = np.random.default_rng([seed, rel.KINDS.index(kind), int(round(size * 1e6))])
     T = int(d.duration_ms)
-    if kind in ("slow_current", "fast_current"):
-        tables = [(ev, rel.noise_current(kind, size, T, rng)) for ev in d.events]
-    else:
-        tables = [ev if kind == "none" else rel.perturb(ev, kind, size, len(d.synapses), rng) for ev in d.events]
+    tables = rel.condition_tables(kind, size, list(d.events), len(d.synapses), T, rel.condition_rng(seed, kind, size))
     cell = rel.data_cell(d, morphology)
     res = rel.run_neuron(cell.to_dict(), tables, d.duration_ms, workers)
     return [np.asarray(r[2]) for r in res], np.stack([np.asarray(r[0])[:T] for r in res])

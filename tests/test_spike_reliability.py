@@ -289,3 +289,24 @@ def test_spikes_are_scored_by_the_time_since_their_trains_previous_spike():
     assert g["20-50 ms"]["n_pred"] == 1 and g["20-50 ms"]["precision_10ms"] == 0.0
     assert g["150-500 ms"]["precision_10ms"] == 1.0
     assert g[">=500 ms"]["n_pred"] == 2 and g[">=500 ms"]["precision_10ms"] == 0.5 and g[">=500 ms"]["n_true"] == 0
+
+
+def test_condition_tables_are_a_function_of_seed_and_condition():
+    """The inputs of a condition (shared with scripts/hay_onsets.py): the same seed and condition give the same
+    perturbation, another condition another; noise kinds add a current, event kinds perturb the tables."""
+    from neurosurrogate.inputs import EventTable
+
+    ev = [EventTable(np.array([1.0, 5.5, 9.0]), np.array([0, 1, 0]), np.array([1.0, 2.0, 1.0]))] * 2
+
+    def make(kind, size, seed=0):
+        return rel.condition_tables(kind, size, ev, 2, 50, rel.condition_rng(seed, kind, size))
+
+    a, b = make("fast_current", 0.05), make("fast_current", 0.05)
+    assert all(x[0] is e and x[1].shape == (50,) and np.array_equal(x[1], y[1]) for x, y, e in zip(a, b, ev))
+    assert not np.array_equal(a[0][1], make("fast_current", 0.1)[0][1])
+    assert not np.array_equal(a[0][1], make("fast_current", 0.05, seed=1)[0][1])
+    j = make("jitter_ms", 1.0)
+    assert not np.array_equal(j[0].t_ms, ev[0].t_ms) and j[0].synapse.size == 3
+    assert make("none", 0.0)[0] is ev[0]
+    with pytest.raises(ValueError, match="needs the truth's spikes"):
+        make("extra_spike", 1.0)
