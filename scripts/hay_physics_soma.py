@@ -1,0 +1,562 @@
+"""Can an exact soma, driven by a learned dendritic current, fire like the hay-l5pc cell?
+
+README hay item 14 found that every surrogate misses the slow approaches to threshold: its soma voltage is a
+conditional mean that never dwells in the last 2 mV below threshold, while the real cell, given a somatic
+noise current as large as the surrogate's error, still commits to those spikes. This experiment keeps the
+soma (and the 2-section axon stub) of the Hay model exact, in NEURON with the project's own mechanisms, and
+replaces only the dendritic tree by what the soma sees of it: a conductance ``g_d`` to a driving voltage
+``E_d(t)`` (a Thevenin equivalent, updated once per ms), so that
+
+    I_dend(t) = g_d (E_d(t) - V_soma(t)),   E_d = 1 ms mean of (V_soma + I_dend / g_d).
+
+Subcommands (run from the repository root with ``.venv/bin/python``):
+
+* ``record``: simulate a dataset's event tables with the whole cell in NEURON (from the steady state, as the
+  dataset was made) and record, per 1 ms bin, the mean soma voltage and the mean current the dendrites push
+  into the soma (``i_membrane_`` of the soma plus the current it passes to the axon), nA. Resumable: trials
+  are written in parts; ``--out`` (NPZ) is assembled when all are done.
+* ``replay``: drive the soma + axon stub alone (dendrites deleted) with the recorded ``E_d`` (for each
+  ``--g-nS``) or with the recorded current held per ms (``--g-nS 0``), and score its spikes against the
+  whole cell's: how much of the cell's firing a 1 ms dendritic drive can carry.
+* ``train``: fit a GRU (the package's ``gru`` surrogate: input projection, traces, 2 layers) that maps the
+  synaptic input (and, with ``--feedback``, the soma's own spikes / voltage of the previous ms) to ``E_d``
+  (teacher forcing: the whole cell's soma in the feedback).
+* ``loop``: run the trained GRU and the exact soma together, closed loop (the soma's own spikes and voltage
+  fed back), on a dataset's event tables, and score spikes and voltage against the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_G_NS = (0.0, 20.0, 40.0, 80.0)
+
+
+# -- NEURON, whole cell ------------------------------------------------------------------------------------
+def record_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dict]:
+    """Worker of ``map_chunks``: per table the 1 ms bin means of soma voltage (mV) and dendritic current into
+    the soma (nA, positive = depolarising), the spike times (ms), and the fast-component sums that estimate
+    the tree's conductance (``sxy`` = sum dV dI, ``sxx`` = sum dV^2, d = deviation from the bin mean)."""
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.hay import hay_model
+    from neurosurrogate.data.trace import detect_spikes
+
+    spec = cell_from_dict(cell_dict)
+    model = hay_model(spec)
+    h = model.h
+    h.cvode.use_fast_imem(1)
+    soma, ax = model.soma(0.5), model.cell.axon[0](0.5)
+    r_ax = ax.ri()  # MOhm between the soma node and the first axon node
+    n = int(round(duration_ms))
+    per_ms = int(round(1.0 / spec.dt_ms))
+    out = []
+    for events in tables:
+        rv, ri, ra = h.Vector().record(soma._ref_v), h.Vector().record(soma._ref_i_membrane_), h.Vector().record(ax._ref_v)
+        model.run(events, duration_ms, spec.dt_ms)
+        v = rv.as_numpy()[: n * per_ms].copy()
+        i = ri.as_numpy()[: n * per_ms] + (v - ra.as_numpy()[: n * per_ms]) / r_ax  # nA into the dendrites' side
+        vb, ib = v.reshape(n, per_ms), i.reshape(n, per_ms)
+        dv, di = vb - vb.mean(1, keepdims=True), ib - ib.mean(1, keepdims=True)
+        out.append({"v_mV": vb.mean(1).astype(np.float32), "i_nA": ib.mean(1).astype(np.float32),
+                    "spikes_ms": detect_spikes(rv.as_numpy(), spec.dt_ms, spec.spike_threshold_mV),
+                    "sxy": float((dv * di).sum()), "sxx": float((dv * dv).sum())})
+        for vec in (rv, ri, ra):
+            vec.play_remove()
+    return out
+
+
+def cmd_record(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from l5pc_spike_reliability import data_cell, load_data
+
+    from neurosurrogate.biophys.generate import map_chunks
+    from neurosurrogate.inputs import EventTable
+
+    d = load_data(args.data)
+    cell = data_cell(d, args.morphology).to_dict()
+    n_trials = d.n_trials if args.trials is None else min(args.trials, d.n_trials)
+    parts = Path(str(args.out) + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    chunk = max(1, int(args.chunk))
+    t0 = time.time()
+    # the rest: no input for 200 ms (the driving voltage the soma sees at the steady state)
+    rest_file = parts / "rest.npz"
+    if not rest_file.exists():
+        r = map_chunks(record_worker, [EventTable.empty()], 1, cell, 200.0)[0]
+        np.savez(str(rest_file) + ".tmp.npz", v_mV=r["v_mV"], i_nA=r["i_nA"])
+        os.replace(str(rest_file) + ".tmp.npz", rest_file)
+    for start in range(0, n_trials, chunk):
+        f = parts / f"{start:05d}.npz"
+        if f.exists():
+            continue
+        idx = list(range(start, min(start + chunk, n_trials)))
+        res = map_chunks(record_worker, [d.events[k] for k in idx], args.workers, cell, d.duration_ms)
+        np.savez(str(f) + ".tmp.npz", v_mV=np.stack([r["v_mV"] for r in res]), i_nA=np.stack([r["i_nA"] for r in res]),
+                 sxy=np.array([r["sxy"] for r in res]), sxx=np.array([r["sxx"] for r in res]),
+                 spikes=np.array([json.dumps(r["spikes_ms"].tolist()) for r in res]))
+        os.replace(str(f) + ".tmp.npz", f)
+        print(f"record: trials {idx[0]}..{idx[-1]} of {n_trials} done ({time.time() - t0:.0f} s)", flush=True)
+    files = sorted(parts.glob("0*.npz"))
+    arrs = [np.load(p) for p in files]
+    rest = np.load(rest_file)
+    sxy = np.concatenate([a["sxy"] for a in arrs]).sum()
+    sxx = np.concatenate([a["sxx"] for a in arrs]).sum()
+    out = {"v_mV": np.concatenate([a["v_mV"] for a in arrs])[:n_trials],
+           "i_nA": np.concatenate([a["i_nA"] for a in arrs])[:n_trials],
+           "spikes": np.concatenate([a["spikes"] for a in arrs])[:n_trials],
+           "v_rest_mV": float(rest["v_mV"][-50:].mean()), "i_rest_nA": float(rest["i_nA"][-50:].mean()),
+           "g_fast_nS": float(-sxy / sxx * 1e3) if sxx > 0 else float("nan"),
+           "data": str(args.data), "data_hash": d.content_hash}
+    tmp = str(args.out) + ".tmp.npz"
+    np.savez(tmp, **out)
+    os.replace(tmp, args.out)
+    print(f"record: {args.out}: {n_trials} trials; rest {out['v_rest_mV']:.2f} mV, {out['i_rest_nA']:.4f} nA; "
+          f"fast-component conductance of the tree {out['g_fast_nS']:.1f} nS")
+    return 0
+
+
+def data_cell_dict(data: str, morphology: str) -> dict:
+    """The configuration of the cell that made the dataset ``data``, on the morphology file ``morphology``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from l5pc_spike_reliability import data_cell, load_data
+
+    return data_cell(load_data(data), morphology).to_dict()
+
+
+def load_record(path) -> dict:
+    z = np.load(path)
+    r = {k: z[k] for k in z.files}
+    r["spikes"] = [np.asarray(json.loads(str(s)), float) for s in r["spikes"]]
+    return r
+
+
+def driving_voltage(v_mV: np.ndarray, i_nA: np.ndarray, g_nS: float) -> np.ndarray:
+    """E_d = V + I / g (mV) of 1 ms bin means; ``g_nS`` > 0."""
+    return v_mV + i_nA / (g_nS * 1e-3)
+
+
+# -- NEURON, the soma alone --------------------------------------------------------------------------------
+class SomaAlone:
+    """``n`` copies of the soma + axon stub of the cell (dendrites deleted after the biophysics is set), each
+    with a drive at the soma: an ``SEClamp`` (a conductance ``g_nS`` to the voltage ``amp1``) or, with
+    ``g_nS`` = 0, an ``IClamp`` (current ``amp``, nA). One NEURON run steps all copies together."""
+
+    def __init__(self, cell_dict: dict, n: int, g_nS: float) -> None:
+        os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+        from neurosurrogate.biophys.cells import cell_from_dict
+        from neurosurrogate.biophys.hay import _h, apply_biophysics, load_morphology
+
+        self.spec = spec = cell_from_dict(cell_dict)
+        self.h = h = _h()
+        self.g_nS = float(g_nS)
+        self.cells, self.drives = [], []
+        for _ in range(n):
+            c = load_morphology(h, spec.morphology)
+            apply_biophysics(h, c)
+            for sec in list(c.basal) + list(c.apical):
+                h.delete_section(sec=sec)
+            seg = c.soma[0](0.5)
+            if self.g_nS > 0:
+                dr = h.SEClamp(seg)
+                dr.rs = 1.0 / (self.g_nS * 1e-3)  # MOhm
+                dr.dur1, dr.dur2, dr.dur3 = 1e9, 0.0, 0.0
+            else:
+                dr = h.IClamp(seg)
+                dr.delay, dr.dur = 0.0, 1e9
+            self.cells.append(c)
+            self.drives.append(dr)
+        self.v = [h.Vector().record(c.soma[0](0.5)._ref_v) for c in self.cells]
+
+    def set(self, values) -> None:
+        for dr, x in zip(self.drives, values):
+            if self.g_nS > 0:
+                dr.amp1 = float(x)
+            else:
+                dr.amp = float(x)
+
+    def start(self, rest_value: float, v_rest_mV: float, settle_ms: float = 1000.0) -> float:
+        """Initialise at ``v_rest_mV`` and relax ``settle_ms`` with the drive at ``rest_value``; returns the
+        time (ms) at which trials start."""
+        h = self.h
+        h.celsius = self.spec.celsius_degC
+        h.dt = self.spec.dt_ms
+        h.steps_per_ms = 1.0 / self.spec.dt_ms
+        h.secondorder = 0
+        self.set([rest_value] * len(self.drives))
+        h.finitialize(v_rest_mV)
+        h.continuerun(settle_ms)
+        return float(h.t)
+
+    def advance(self, t_ms: float) -> None:
+        self.h.continuerun(t_ms)
+
+    def voltages(self, t0_ms: float, n_ms: int) -> list[np.ndarray]:
+        """Soma voltage of each copy at full resolution from ``t0_ms`` over ``n_ms``."""
+        per_ms = int(round(1.0 / self.spec.dt_ms))
+        k0 = int(round(t0_ms / self.spec.dt_ms))
+        return [vec.as_numpy()[k0: k0 + n_ms * per_ms].copy() for vec in self.v]
+
+
+def replay_worker(items: list, cell_dict: dict, g_nS: float, rest: tuple[float, float]) -> list[np.ndarray]:
+    """Worker: each item a (T,) drive (E_d in mV, or current in nA for g = 0), held per ms; returns the soma
+    voltage at full resolution of each."""
+    soma = SomaAlone(cell_dict, len(items), g_nS)
+    T = len(items[0])
+    t0 = soma.start(rest[0], rest[1])
+    for k in range(T):
+        soma.set([x[k] for x in items])
+        soma.advance(t0 + k + 1)
+    return soma.voltages(t0, T)
+
+
+def cmd_replay(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from l5pc_spike_reliability import data_cell, load_data
+
+    from neurosurrogate.biophys.generate import map_chunks
+    from neurosurrogate.data.trace import detect_spikes
+    from neurosurrogate.evaluate.metrics import pooled_spike_fidelity
+
+    rec = load_record(args.record)
+    d = load_data(args.data)
+    cell = data_cell(d, args.morphology)
+    n = min(len(rec["spikes"]), args.trials or 10**9)
+    rows = []
+    for g in args.g_nS:
+        if g > 0:
+            drives = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g)
+            rest = (float(driving_voltage(rec["v_rest_mV"], rec["i_rest_nA"], g)), float(rec["v_rest_mV"]))
+        else:
+            drives = rec["i_nA"][:n]
+            rest = (float(rec["i_rest_nA"]), float(rec["v_rest_mV"]))
+        t0 = time.time()
+        vs = map_chunks(replay_worker, list(drives), args.workers, cell.to_dict(), g, rest) if args.workers > 1 \
+            else replay_worker(list(drives), cell.to_dict(), g, rest)
+        spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
+        per_ms = int(round(1.0 / cell.dt_ms))
+        vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
+        f = pooled_spike_fidelity(rec["spikes"][:n], spikes, windows_ms=(10.0, 2.0))
+        sub = np.minimum(vbin, -55.0) - np.minimum(rec["v_mV"][:n], -55.0)
+        rows.append({"g_nS": g, **{k: round(float(v), 4) for k, v in f.items()},
+                     "v_err_rms_mV": round(float(np.sqrt(np.mean(sub ** 2))), 3), "seconds": round(time.time() - t0, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"record": str(args.record), "trials": n, "rows": rows}, indent=1))
+    return 0
+
+
+# -- the learned dendrites ---------------------------------------------------------------------------------
+FEEDBACK = {"none": 0, "spike": 1, "voltage": 2}
+V_SCALE_MV = 20.0
+
+
+def feedback_channels(kind: str, v_prev_mV: np.ndarray, spike_prev: np.ndarray, v_rest_mV: float) -> np.ndarray:
+    """(..., n_fb) feedback inputs from the soma's previous ms: spike flag (``spike``) and also its clipped
+    mean voltage (``voltage``, (min(max(v, -90), -40) - rest) / 20 mV)."""
+    cols = []
+    if FEEDBACK[kind] >= 1:
+        cols.append(spike_prev.astype(np.float32))
+    if FEEDBACK[kind] >= 2:
+        cols.append(((np.clip(v_prev_mV, -90.0, -40.0) - v_rest_mV) / V_SCALE_MV).astype(np.float32))
+    return np.stack(cols, -1) if cols else np.zeros(v_prev_mV.shape + (0,), np.float32)
+
+
+def spike_bins(spikes: list, T: int) -> np.ndarray:
+    """(n, T) 1 where a spike falls in the ms bin."""
+    s = np.zeros((len(spikes), T), np.float32)
+    for b, st in enumerate(spikes):
+        k = np.floor(np.asarray(st)).astype(int)
+        s[b, k[(k >= 0) & (k < T)]] = 1.0
+    return s
+
+
+def shifted(a: np.ndarray, fill) -> np.ndarray:
+    """a[..., t-1] at t (``fill`` at t = 0): what the soma's previous ms was."""
+    out = np.empty_like(a)
+    out[..., 0] = fill
+    out[..., 1:] = a[..., :-1]
+    return out
+
+
+def encoding_of(d):
+    from neurosurrogate.surrogate.model import Encoding
+
+    return Encoding(synapse_weights_nS=tuple(s["weight_nS"] for s in d.synapses), v_rest_mV=-75.0)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from neurosurrogate.data.dataset import load_dataset
+    from neurosurrogate.data.io import provenance
+    from neurosurrogate.surrogate.base import build
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    rec = load_record(args.record)
+    d = load_dataset(args.data)
+    n = len(rec["spikes"])
+    T = rec["v_mV"].shape[1]
+    enc = encoding_of(d)
+    e_rest = float(driving_voltage(rec["v_rest_mV"], rec["i_rest_nA"], args.g_nS))
+    target = (driving_voltage(rec["v_mV"], rec["i_nA"], args.g_nS) - e_rest) / V_SCALE_MV
+    fb = feedback_channels(args.feedback, shifted(rec["v_mV"], rec["v_rest_mV"]),
+                           shifted(spike_bins(rec["spikes"], T), 0.0), float(rec["v_rest_mV"]))
+    x = np.concatenate([np.stack([enc.features(d.events[k], T) for k in range(n)]), fb], -1)
+    weight = np.ones_like(target, dtype=np.float32)
+    if args.mask_spike_ms:  # the spike's bin and the next ones: the soma's own dynamics, not the dendrites'
+        sb = spike_bins(rec["spikes"], T)
+        for k in range(args.mask_spike_ms):
+            weight[:, k:] *= 1.0 - sb[:, : T - k]
+    x, z, w = torch.from_numpy(x), torch.from_numpy(target.astype(np.float32)), torch.from_numpy(weight)
+    net = build("gru", x.shape[-1], 3, hidden=args.hidden, layers=2, traces=4, dropout=args.dropout)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step, log, elapsed = 0, [], 0.0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():  # resume: same data, same arguments (the config is checked), same random streams
+        ck = torch.load(ckpt, weights_only=False)
+        if ck["args"] != vars_of(args):
+            raise ValueError(f"--out {out}: its checkpoint was made with other arguments ({ck['args']}); "
+                             "remove it or choose another --out")
+        net.load_state_dict(ck["net"])
+        opt.load_state_dict(ck["opt"])
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, log, elapsed = ck["step"], ck["log"], ck["elapsed"]
+        print(f"train: resumed at step {step}", flush=True)
+    t0 = time.time() - elapsed
+    net.train()
+    while step < args.steps:
+        idx = rng.choice(n, size=min(args.batch, n), replace=False)
+        xb, zb, wb = x[idx], z[idx], w[idx]
+        state = None
+        for c in range(0, T, args.chunk_ms):
+            y, state = net(xb[:, c:c + args.chunk_ms], state)
+            wc = wb[:, c:c + args.chunk_ms]
+            loss = torch.sum(wc * (y[..., 0] - zb[:, c:c + args.chunk_ms]) ** 2) / wc.sum().clamp(min=1.0)
+            p = min(step / args.steps, 1.0)
+            for g in opt.param_groups:
+                g["lr"] = args.lr_final + 0.5 * (args.lr - args.lr_final) * (1 + np.cos(np.pi * p))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            state = tuple(s.detach() for s in state)
+            step += 1
+            if step % 100 == 0:
+                log.append({"step": step, "loss": float(loss), "s": round(time.time() - t0, 1)})
+                print(json.dumps(log[-1]), flush=True)
+            if step % 250 == 0 or step >= args.steps or step == args.stop_after:
+                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                            "torch_rng": torch.get_rng_state(), "step": step, "log": log,
+                            "elapsed": time.time() - t0, "args": vars_of(args)}, str(ckpt) + ".tmp")
+                os.replace(str(ckpt) + ".tmp", ckpt)
+            if step >= args.steps or (args.stop_after and step >= args.stop_after):
+                break
+        if args.stop_after and step >= args.stop_after and step < args.steps:
+            print(f"train: stopped at step {step} (--stop-after); run again to resume", flush=True)
+            return 0
+    net.eval()
+    meta = {"g_nS": args.g_nS, "e_rest_mV": e_rest, "v_rest_mV": float(rec["v_rest_mV"]), "feedback": args.feedback,
+            "mask_spike_ms": args.mask_spike_ms, "n_in": int(x.shape[-1]), "hidden": args.hidden, "dropout": args.dropout, "steps": args.steps,
+            "seed": args.seed, "record": str(args.record), "data": str(args.data), "train_s": round(time.time() - t0, 1),
+            "log": log, "args": vars_of(args), "provenance": provenance()}
+    tmp = out / "net.pt.tmp"
+    torch.save({"state": net.state_dict(), "meta": meta}, tmp)
+    os.replace(tmp, out / "net.pt")
+    print(f"train: {out / 'net.pt'} in {meta['train_s']:.0f} s")
+    return 0
+
+
+def vars_of(args) -> dict:
+    """The training arguments as plain values (what a checkpoint must match to be resumed)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items()) if k != "stop_after"}
+
+
+def load_net(path):
+    import torch
+
+    from neurosurrogate.surrogate.base import build
+
+    ck = torch.load(Path(path) / "net.pt", weights_only=False)
+    m = ck["meta"]
+    net = build("gru", m["n_in"], 3, hidden=m["hidden"], layers=2, traces=4, dropout=m["dropout"])
+    net.load_state_dict(ck["state"])
+    net.eval()
+    net.set_rest_from_silence(2000)
+    return net, m
+
+
+def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int) -> list[np.ndarray]:
+    """Worker: the GRU and the exact soma in closed loop on each item's (T, n_syn_features) input features;
+    returns the soma voltage at full resolution of each."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    net, m = load_net(model_dir)
+    B, T = len(items), items[0].shape[0]
+    soma = SomaAlone(cell_dict, B, m["g_nS"])
+    per_ms = int(round(1.0 / soma.spec.dt_ms))
+    thr = soma.spec.spike_threshold_mV
+    t0 = soma.start(m["e_rest_mV"], m["v_rest_mV"])
+    x = torch.from_numpy(np.stack(items))
+    state = net.init_state(B)
+    v_prev = np.full(B, m["v_rest_mV"])
+    s_prev = np.zeros(B)
+    with torch.no_grad():
+        for k in range(T):
+            fb = torch.from_numpy(feedback_channels(m["feedback"], v_prev, s_prev, m["v_rest_mV"]))
+            y, state = net.step(torch.cat([x[:, k], fb], -1), state)
+            soma.set(m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy())
+            soma.advance(t0 + k + 1)
+            i0 = int(round((t0 + k) / soma.spec.dt_ms))
+            for b, vec in enumerate(soma.v):
+                w = vec.as_numpy()[i0: i0 + per_ms + 1]
+                v_prev[b] = w[1:].mean()
+                s_prev[b] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
+    return soma.voltages(t0, T)
+
+
+def cmd_loop(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from l5pc_spike_reliability import data_cell, load_data
+
+    from neurosurrogate.biophys.generate import map_chunks
+    from neurosurrogate.data.trace import detect_spikes
+    from neurosurrogate.evaluate.metrics import pearson_r, pooled_spike_fidelity
+
+    rec = load_record(args.record)
+    d = load_data(args.data)
+    cell = data_cell(d, args.morphology)
+    n = min(len(rec["spikes"]), args.trials or 10**9)
+    T = rec["v_mV"].shape[1]
+    enc = encoding_of(d)
+    feats = [enc.features(d.events[k], T) for k in range(n)]
+    rows = []
+    per_ms = int(round(1.0 / cell.dt_ms))
+    for model_dir in args.model:
+        t0 = time.time()
+        vs = map_chunks(loop_worker, feats, args.workers, cell.to_dict(), str(model_dir), args.seed)
+        spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
+        vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
+        rows.append(score_row(str(model_dir), rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0))
+        rows[-1]["spikes_ms"] = [np.round(s, 2).tolist() for s in spikes]
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "spikes_ms"}), flush=True)
+    if args.baseline:
+        from neurosurrogate.surrogate.model import SurrogateModel
+
+        for b in args.baseline:
+            t0 = time.time()
+            tr = SurrogateModel.load(b).predict(list(d.events)[:n], d.duration_ms)
+            rows.append(score_row(f"baseline {b}", rec["spikes"][:n], [t.spike_times_ms for t in tr], rec["v_mV"][:n],
+                                  np.stack([t.v_mV for t in tr]), time.time() - t0))
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"record": str(args.record), "trials": n, "rows": rows}, indent=1))
+    return 0
+
+
+def score_row(name: str, true_spikes, pred_spikes, v_true, v_pred, seconds: float) -> dict:
+    """Spike precision/recall/F1 at +-10 and +-2 ms, median |shift|, and the 1 ms soma voltage both clipped at
+    -55 mV (r and RMS error) away from the cell's spikes (5 ms)."""
+    from neurosurrogate.evaluate.metrics import pearson_r, pooled_spike_fidelity
+
+    f = pooled_spike_fidelity(true_spikes, pred_spikes, windows_ms=(10.0, 2.0))
+    T = v_true.shape[1]
+    keep = np.ones_like(v_true, bool)
+    for b, st in enumerate(true_spikes):
+        for s in np.asarray(st):
+            keep[b, max(0, int(s) - 2): min(T, int(s) + 5)] = False
+    a, p = np.minimum(v_true, -55.0)[keep], np.minimum(v_pred, -55.0)[keep]
+    f1 = 2 * f["precision_10ms"] * f["recall_10ms"] / max(f["precision_10ms"] + f["recall_10ms"], 1e-12)
+    return {"model": name, "F1_10ms": round(f1, 4), **{k: round(float(v), 4) for k, v in f.items()},
+            "r_sub": round(float(pearson_r(a, p)), 4), "rms_sub_mV": round(float(np.sqrt(np.mean((a - p) ** 2))), 3),
+            "seconds": round(seconds, 1)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("record", help="the whole cell's soma voltage and dendritic current per ms (NEURON)")
+    r.add_argument("--data", required=True, help="a hay-l5pc dataset (HDF5) whose event tables to simulate")
+    r.add_argument("--morphology", required=True, help="the cell's morphology file (.asc)")
+    r.add_argument("--out", required=True, type=Path, help="NPZ to write (parts beside it while running)")
+    r.add_argument("--trials", type=int, default=None, help="only the first N trials")
+    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--chunk", type=int, default=20, help="trials per part file (resume granularity)")
+    q = sub.add_parser("replay", help="drive the soma + axon alone with the recorded dendritic drive")
+    q.add_argument("--record", required=True, type=Path)
+    q.add_argument("--data", required=True)
+    q.add_argument("--morphology", required=True)
+    q.add_argument("--g-nS", type=float, nargs="+", default=list(DEFAULT_G_NS),
+                   help="conductances of the Thevenin drive, nS (0 = the current held per ms)")
+    q.add_argument("--trials", type=int, default=None)
+    q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--out", default=None, help="JSON of the scores")
+    t = sub.add_parser("train", help="fit the GRU that predicts the dendrites' driving voltage E_d")
+    t.add_argument("--record", required=True, type=Path, help="record NPZ of the training trials")
+    t.add_argument("--data", required=True, help="the dataset whose events the record simulated")
+    t.add_argument("--out", required=True, help="folder for net.pt")
+    t.add_argument("--g-nS", type=float, default=80.0, help="conductance of the Thevenin drive, nS")
+    t.add_argument("--feedback", choices=sorted(FEEDBACK), default="spike",
+                   help="what the GRU sees of the soma's previous ms")
+    t.add_argument("--mask-spike-ms", type=int, default=0,
+                   help="leave each spike's ms bin and the next N-1 out of the loss (the drive there is the soma's "
+                        "spike flowing into the dendrites; 0 = keep all)")
+    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--chunk-ms", type=int, default=500)
+    t.add_argument("--hidden", type=int, default=64)
+    t.add_argument("--dropout", type=float, default=0.15)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--lr-final", type=float, default=1e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--stop-after", type=int, default=0,
+                   help="stop after this many steps with a checkpoint (run again to resume; 0 = run to the end)")
+    lp = sub.add_parser("loop", help="the GRU and the exact soma in closed loop, scored against the cell")
+    lp.add_argument("--record", required=True, type=Path, help="record NPZ of the evaluation trials")
+    lp.add_argument("--data", required=True)
+    lp.add_argument("--morphology", required=True)
+    lp.add_argument("--model", nargs="+", required=True, help="folders of train")
+    lp.add_argument("--baseline", nargs="*", default=[], help="surrogate model folders scored on the same trials")
+    lp.add_argument("--trials", type=int, default=None)
+    lp.add_argument("--workers", type=int, default=2)
+    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--out", default=None, help="JSON of the scores")
+    args = p.parse_args(argv)
+    g = getattr(args, "g_nS", None)
+    if g is not None and (min(np.atleast_1d(g)) < 0 or not np.all(np.isfinite(g))):
+        p.error(f"--g-nS must be finite conductances >= 0 nS, got {g}")
+    if args.cmd == "train" and not args.g_nS > 0:
+        p.error(f"--g-nS must be > 0 nS for train (the drive is g (E_d - V)), got {args.g_nS}")
+    for name in ("steps", "batch", "chunk_ms", "hidden", "workers", "chunk", "trials"):
+        val = getattr(args, name, None)
+        if val is not None and val < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {val}")
+    for name in ("record", "data", "morphology"):
+        path = getattr(args, name, None)
+        if path is not None and not Path(path).is_file():
+            p.error(f"--{name} {path}: no such file")
+    for m in getattr(args, "model", None) or []:
+        if not (Path(m) / "net.pt").is_file():
+            p.error(f"--model {m}: no net.pt (a folder written by the train subcommand)")
+    try:
+        return {"record": cmd_record, "replay": cmd_replay, "train": cmd_train, "loop": cmd_loop}[args.cmd](args)
+    except ValueError as exc:  # a dataset that is not a hay-l5pc one from the steady state, and the like
+        p.error(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
