@@ -77,6 +77,14 @@ def test_config_errors(small_data, tmp_path):
     (tmp_path / "c.toml").write_text('arch = "gru"\nbogus = 1\n')
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_toml(tmp_path / "c.toml")
+    (tmp_path / "t.toml").write_text(f'train_data = ["{tr}"]\nval_data = ["{va}"]\nlr = "3e-3"\n')
+    with pytest.raises(ValueError, match="lr must be a number, got '3e-3'"):  # was: "'<' not supported ..."
+        TrainConfig.from_toml(tmp_path / "t.toml")
+    for key, val, msg in (("batch_size", 3.5, "a whole number"), ("curriculum", 1, "true or false"),
+                          ("max_steps", True, "a whole number"), ("v_clip_mV", "x", "a number or nothing")):
+        with pytest.raises(ValueError, match=f"{key} must be {msg}"):
+            _cfg(small_data, tmp_path, **{key: val})
+    assert _cfg(small_data, tmp_path, lr=1, v_clip_mV=None).lr == 1  # a whole number is a number
     (tmp_path / "d.toml").write_text('arch = \n')
     with pytest.raises(ValueError, match="not valid TOML"):
         TrainConfig.from_toml(tmp_path / "d.toml")

@@ -122,7 +122,25 @@ class TrainConfig:
     near_threshold_weight: float = 0.0
     near_threshold_mV: float = -60.0
 
+    def _check_types(self) -> None:
+        """Each scalar knob has its field's type (a TOML ``lr = "3e-3"`` names ``lr``, not a comparison
+        deep inside); whole numbers are accepted for floats, booleans never for numbers."""
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+        for f in dataclasses.fields(self):
+            ftype = str(f.type).replace(" ", "")
+            optional = ftype.endswith("|None")
+            base = ftype[: -len("|None")] if optional else ftype
+            val = getattr(self, f.name)
+            if base not in kinds or (optional and val is None):
+                continue
+            numeric = base in ("int", "float")
+            if not isinstance(val, kinds[base]) or (numeric and isinstance(val, bool)):
+                expected = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
+                            "dict": "a table"}[base] + (" or nothing" if optional else "")
+                raise ValueError(f"train config: {f.name} must be {expected}, got {val!r}")
+
     def __post_init__(self) -> None:
+        self._check_types()
         if self.targets is not None:
             if isinstance(self.targets, str) or not all(isinstance(t, str) for t in self.targets):
                 raise ValueError(f"train config: targets must be a list of names, got {self.targets!r}")
