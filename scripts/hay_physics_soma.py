@@ -22,7 +22,11 @@ Subcommands (run from the repository root with ``.venv/bin/python``):
   synaptic input (and, with ``--feedback``, the soma's own spikes / voltage of the previous ms) to ``E_d``
   (teacher forcing: the whole cell's soma in the feedback).
 * ``loop``: run the trained GRU and the exact soma together, closed loop (the soma's own spikes and voltage
-  fed back), on a dataset's event tables, and score spikes and voltage against the cell.
+  fed back), on a dataset's event tables, and score spikes and voltage against the cell (and ``--baseline``
+  surrogates on the same trials); also how far the GRU's drive is from the cell's, teacher forced and closed loop.
+* ``report``: the rows of ``replay`` / ``loop`` JSON files as Markdown tables.
+
+Results and their reading: README, the detailed cell, item 15; ``scripts/hay_physics_soma_experiment.sh``.
 """
 
 from __future__ import annotations
@@ -217,13 +221,23 @@ def replay_worker(items: list, cell_dict: dict, g_nS: float, rest: tuple[float, 
     return soma.voltages(t0, T)
 
 
+def ou_noise(shape: tuple, sd: float, tau_ms: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, T) Ornstein-Uhlenbeck noise per 1 ms step: standard deviation ``sd``, correlation time ``tau_ms``."""
+    a = np.exp(-1.0 / tau_ms)
+    w = rng.standard_normal(shape) * sd * np.sqrt(1 - a * a)
+    x = np.empty(shape)
+    x[..., 0] = rng.standard_normal(shape[:-1]) * sd
+    for k in range(1, shape[-1]):
+        x[..., k] = a * x[..., k - 1] + w[..., k]
+    return x
+
+
 def cmd_replay(args) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from l5pc_spike_reliability import data_cell, load_data
 
     from neurosurrogate.biophys.generate import map_chunks
     from neurosurrogate.data.trace import detect_spikes
-    from neurosurrogate.evaluate.metrics import pooled_spike_fidelity
 
     rec = load_record(args.record)
     d = load_data(args.data)
@@ -232,22 +246,33 @@ def cmd_replay(args) -> int:
     rows = []
     for g in args.g_nS:
         if g > 0:
-            drives = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g)
+            base = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g)
             rest = (float(driving_voltage(rec["v_rest_mV"], rec["i_rest_nA"], g)), float(rec["v_rest_mV"]))
         else:
-            drives = rec["i_nA"][:n]
+            base = rec["i_nA"][:n]
             rest = (float(rec["i_rest_nA"]), float(rec["v_rest_mV"]))
-        t0 = time.time()
-        vs = map_chunks(replay_worker, list(drives), args.workers, cell.to_dict(), g, rest) if args.workers > 1 \
-            else replay_worker(list(drives), cell.to_dict(), g, rest)
-        spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
-        per_ms = int(round(1.0 / cell.dt_ms))
-        vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
-        f = pooled_spike_fidelity(rec["spikes"][:n], spikes, windows_ms=(10.0, 2.0))
-        sub = np.minimum(vbin, -55.0) - np.minimum(rec["v_mV"][:n], -55.0)
-        rows.append({"g_nS": g, **{k: round(float(v), 4) for k, v in f.items()},
-                     "v_err_rms_mV": round(float(np.sqrt(np.mean(sub ** 2))), 3), "seconds": round(time.time() - t0, 1)})
-        print(json.dumps(rows[-1]), flush=True)
+        if args.hold_spike_bin:  # what a drive that cannot know the spike in its own bin would give there
+            base = base.copy()
+            for b, st in enumerate(rec["spikes"][:n]):
+                k = np.floor(np.asarray(st)).astype(int)
+                k = k[(k >= 1) & (k < base.shape[1])]
+                base[b, k] = base[b, k - 1]
+        for noise in args.noise_mV:
+            drives = base
+            if noise > 0:  # a smooth error of the drive (Ornstein-Uhlenbeck, stationary from t = 0)
+                sd = noise * (1.0 if g > 0 else args.noise_g_nS * 1e-3)  # for a current drive: nA
+                drives = base + ou_noise(base.shape, sd, args.noise_tau_ms, np.random.default_rng([args.seed, int(g)]))
+            t0 = time.time()
+            vs = map_chunks(replay_worker, list(drives), args.workers, cell.to_dict(), g, rest) if args.workers > 1 \
+                else replay_worker(list(drives), cell.to_dict(), g, rest)
+            spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
+            per_ms = int(round(1.0 / cell.dt_ms))
+            vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
+            row = score_row("replay", rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0)
+            del row["model"]
+            rows.append({"g_nS": g, "hold_spike_bin": bool(args.hold_spike_bin), "noise_mV": noise,
+                         "noise_tau_ms": args.noise_tau_ms if noise > 0 else 0.0, **row})
+            print(json.dumps(rows[-1]), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"record": str(args.record), "trials": n, "rows": rows}, indent=1))
     return 0
@@ -400,7 +425,7 @@ def load_net(path):
 
 def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int) -> list[np.ndarray]:
     """Worker: the GRU and the exact soma in closed loop on each item's (T, n_syn_features) input features;
-    returns the soma voltage at full resolution of each."""
+    returns per item the soma voltage at full resolution and the drive E_d the GRU gave (T,), mV."""
     import torch
 
     torch.set_num_threads(1)
@@ -415,18 +440,61 @@ def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int) -> list
     state = net.init_state(B)
     v_prev = np.full(B, m["v_rest_mV"])
     s_prev = np.zeros(B)
+    drive = np.empty((B, T))
     with torch.no_grad():
         for k in range(T):
             fb = torch.from_numpy(feedback_channels(m["feedback"], v_prev, s_prev, m["v_rest_mV"]))
             y, state = net.step(torch.cat([x[:, k], fb], -1), state)
-            soma.set(m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy())
+            drive[:, k] = m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy()
+            soma.set(drive[:, k])
             soma.advance(t0 + k + 1)
             i0 = int(round((t0 + k) / soma.spec.dt_ms))
             for b, vec in enumerate(soma.v):
                 w = vec.as_numpy()[i0: i0 + per_ms + 1]
                 v_prev[b] = w[1:].mean()
                 s_prev[b] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
-    return soma.voltages(t0, T)
+    return list(zip(soma.voltages(t0, T), drive))
+
+
+def drive_errors(model_dir, rec: dict, feats: list) -> dict:
+    """The GRU's E_d against the cell's on the given trials, teacher forced (the cell's own spikes and voltage
+    fed back), in the bins the loss kept (not a spike's own bin): RMS error (mV), slope of predicted on true
+    (1 = unshrunk), and the mean error in the 3 bins before each of the cell's spikes (mV; < 0: the drive that
+    should trigger the spike is too low)."""
+    import torch
+
+    net, m = load_net(model_dir)
+    n, T = len(feats), feats[0].shape[0]
+    sb = spike_bins(rec["spikes"][:n], T)
+    fb = feedback_channels(m["feedback"], shifted(rec["v_mV"][:n], rec["v_rest_mV"]), shifted(sb, 0.0),
+                           float(rec["v_rest_mV"]))
+    with torch.no_grad():
+        y, _ = net(torch.from_numpy(np.concatenate([np.stack(feats), fb], -1)))
+    pred = m["e_rest_mV"] + V_SCALE_MV * y[..., 0].numpy()
+    true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], m["g_nS"])
+    keep = sb == 0
+    e, t = (pred - true)[keep], true[keep] - true[keep].mean()
+    pre = np.zeros_like(keep)
+    for k in (1, 2, 3):
+        pre[:, : T - k] |= sb[:, k:] > 0
+    pre &= keep
+    return {"drive_rms_mV": round(float(np.sqrt(np.mean(e ** 2))), 3),
+            "drive_slope": round(float(np.dot(t, pred[keep] - pred[keep].mean()) / np.dot(t, t)), 3),
+            "drive_err_prespike_mV": round(float((pred - true)[pre].mean()), 3)}
+
+
+def loop_drive_errors(drive: np.ndarray, rec: dict, n: int, g_nS: float) -> dict:
+    """The drive the GRU gave in closed loop against the cell's E_d, over the bins that are not a spike's own
+    (``loop_drive_rms_mV``) and over the 3 bins before each of the cell's spikes (mean, mV)."""
+    true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g_nS)
+    sb = spike_bins(rec["spikes"][:n], true.shape[1])
+    keep = sb == 0
+    pre = np.zeros_like(keep)
+    for k in (1, 2, 3):
+        pre[:, : true.shape[1] - k] |= sb[:, k:] > 0
+    e = drive - true
+    return {"loop_drive_rms_mV": round(float(np.sqrt(np.mean(e[keep] ** 2))), 3),
+            "loop_drive_err_prespike_mV": round(float(e[pre & keep].mean()), 3)}
 
 
 def cmd_loop(args) -> int:
@@ -435,7 +503,6 @@ def cmd_loop(args) -> int:
 
     from neurosurrogate.biophys.generate import map_chunks
     from neurosurrogate.data.trace import detect_spikes
-    from neurosurrogate.evaluate.metrics import pearson_r, pooled_spike_fidelity
 
     rec = load_record(args.record)
     d = load_data(args.data)
@@ -448,10 +515,13 @@ def cmd_loop(args) -> int:
     per_ms = int(round(1.0 / cell.dt_ms))
     for model_dir in args.model:
         t0 = time.time()
-        vs = map_chunks(loop_worker, feats, args.workers, cell.to_dict(), str(model_dir), args.seed)
+        res = map_chunks(loop_worker, feats, args.workers, cell.to_dict(), str(model_dir), args.seed)
+        vs = [r[0] for r in res]
         spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
         vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
         rows.append(score_row(str(model_dir), rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0))
+        rows[-1].update(drive_errors(model_dir, rec, feats))
+        rows[-1].update(loop_drive_errors(np.stack([r[1] for r in res]), rec, n, load_net(model_dir)[1]["g_nS"]))
         rows[-1]["spikes_ms"] = [np.round(s, 2).tolist() for s in spikes]
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "spikes_ms"}), flush=True)
     if args.baseline:
@@ -470,7 +540,8 @@ def cmd_loop(args) -> int:
 
 def score_row(name: str, true_spikes, pred_spikes, v_true, v_pred, seconds: float) -> dict:
     """Spike precision/recall/F1 at +-10 and +-2 ms, median |shift|, and the 1 ms soma voltage both clipped at
-    -55 mV (r and RMS error) away from the cell's spikes (5 ms)."""
+    -55 mV away from the cell's spikes (from 2 ms before to 5 ms after each): r, RMS error, and the fraction of
+    that time above -57 mV in the model and in the cell (README item 14: the surrogates hardly go there)."""
     from neurosurrogate.evaluate.metrics import pearson_r, pooled_spike_fidelity
 
     f = pooled_spike_fidelity(true_spikes, pred_spikes, windows_ms=(10.0, 2.0))
@@ -483,7 +554,32 @@ def score_row(name: str, true_spikes, pred_spikes, v_true, v_pred, seconds: floa
     f1 = 2 * f["precision_10ms"] * f["recall_10ms"] / max(f["precision_10ms"] + f["recall_10ms"], 1e-12)
     return {"model": name, "F1_10ms": round(f1, 4), **{k: round(float(v), 4) for k, v in f.items()},
             "r_sub": round(float(pearson_r(a, p)), 4), "rms_sub_mV": round(float(np.sqrt(np.mean((a - p) ** 2))), 3),
+            "above_57_model": round(float(np.mean(p > -57.0)), 4), "above_57_cell": round(float(np.mean(a > -57.0)), 4),
             "seconds": round(seconds, 1)}
+
+
+REPORT_COLUMNS = ("F1_10ms", "precision_10ms", "recall_10ms", "precision_2ms", "recall_2ms", "median_abs_shift_ms",
+                  "n_spikes_pred", "r_sub", "rms_sub_mV", "above_57_model", "above_57_cell", "drive_rms_mV",
+                  "drive_slope", "drive_err_prespike_mV", "loop_drive_rms_mV", "loop_drive_err_prespike_mV")
+
+
+def report_lines(path) -> list[str]:
+    """A Markdown table of the rows of a ``replay`` or ``loop`` JSON."""
+    res = json.loads(Path(path).read_text())
+    rows = res["rows"]
+    keys = [k for k in ("model", "g_nS", "hold_spike_bin", "noise_mV", "noise_tau_ms") if any(k in r for r in rows)]
+    cols = keys + [c for c in REPORT_COLUMNS if any(c in r for r in rows)]
+    out = [f"{Path(path).name}: {res['trials']} trials of {res['record']}", "",
+           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return out + [""]
+
+
+def cmd_report(args) -> int:
+    for path in args.json:
+        print("\n".join(report_lines(path)))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -504,6 +600,16 @@ def main(argv=None) -> int:
                    help="conductances of the Thevenin drive, nS (0 = the current held per ms)")
     q.add_argument("--trials", type=int, default=None)
     q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--noise-mV", type=float, nargs="+", default=[0.0],
+                   help="add a smooth error of this SD (mV of E_d) to the drive, one row per value: how exact must "
+                        "E_d be? (0 = none)")
+    q.add_argument("--noise-tau-ms", type=float, default=10.0, help="correlation time of that error, ms")
+    q.add_argument("--noise-g-nS", type=float, default=80.0,
+                   help="for the current drive (g = 0): the noise in nA is noise-mV times this conductance")
+    q.add_argument("--hold-spike-bin", action="store_true",
+                   help="in each ms bin where the cell spikes, hold the previous bin's drive (the spike's own "
+                        "outflow into the dendrites left out, as a model trained with --mask-spike-ms 1 would)")
+    q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="JSON of the scores")
     t = sub.add_parser("train", help="fit the GRU that predicts the dendrites' driving voltage E_d")
     t.add_argument("--record", required=True, type=Path, help="record NPZ of the training trials")
@@ -535,6 +641,8 @@ def main(argv=None) -> int:
     lp.add_argument("--workers", type=int, default=2)
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--out", default=None, help="JSON of the scores")
+    rp = sub.add_parser("report", help="Markdown tables of replay / loop JSON files")
+    rp.add_argument("json", nargs="+", type=Path)
     args = p.parse_args(argv)
     g = getattr(args, "g_nS", None)
     if g is not None and (min(np.atleast_1d(g)) < 0 or not np.all(np.isfinite(g))):
@@ -549,11 +657,15 @@ def main(argv=None) -> int:
         path = getattr(args, name, None)
         if path is not None and not Path(path).is_file():
             p.error(f"--{name} {path}: no such file")
+    for path in getattr(args, "json", None) or []:
+        if not path.is_file():
+            p.error(f"{path}: no such file")
     for m in getattr(args, "model", None) or []:
         if not (Path(m) / "net.pt").is_file():
             p.error(f"--model {m}: no net.pt (a folder written by the train subcommand)")
     try:
-        return {"record": cmd_record, "replay": cmd_replay, "train": cmd_train, "loop": cmd_loop}[args.cmd](args)
+        return {"record": cmd_record, "replay": cmd_replay, "train": cmd_train, "loop": cmd_loop,
+                "report": cmd_report}[args.cmd](args)
     except ValueError as exc:  # a dataset that is not a hay-l5pc one from the steady state, and the like
         p.error(str(exc))
 
