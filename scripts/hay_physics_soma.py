@@ -232,17 +232,30 @@ def ou_noise(shape: tuple, sd: float, tau_ms: float, rng: np.random.Generator) -
     return x
 
 
-def cmd_replay(args) -> int:
+def trials_of(args):
+    """The record, the dataset, its cell on ``--morphology`` and the number of trials to run (``--trials``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from l5pc_spike_reliability import data_cell, load_data
 
-    from neurosurrogate.biophys.generate import map_chunks
-    from neurosurrogate.data.trace import detect_spikes
-
     rec = load_record(args.record)
     d = load_data(args.data)
-    cell = data_cell(d, args.morphology)
-    n = min(len(rec["spikes"]), args.trials or 10**9)
+    return rec, d, data_cell(d, args.morphology), min(len(rec["spikes"]), args.trials or 10**9)
+
+
+def scored(name: str, vs: list, rec: dict, n: int, cell, t0: float) -> tuple[dict, list]:
+    """:func:`score_row` of full-resolution soma voltages ``vs`` against the record's cell, and their spikes."""
+    from neurosurrogate.data.trace import detect_spikes
+
+    spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
+    per_ms = int(round(1.0 / cell.dt_ms))
+    vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
+    return score_row(name, rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0), spikes
+
+
+def cmd_replay(args) -> int:
+    from neurosurrogate.biophys.generate import map_chunks
+
+    rec, d, cell, n = trials_of(args)
     rows = []
     for g in args.g_nS:
         if g > 0:
@@ -265,10 +278,7 @@ def cmd_replay(args) -> int:
             t0 = time.time()
             vs = map_chunks(replay_worker, list(drives), args.workers, cell.to_dict(), g, rest) if args.workers > 1 \
                 else replay_worker(list(drives), cell.to_dict(), g, rest)
-            spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
-            per_ms = int(round(1.0 / cell.dt_ms))
-            vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
-            row = score_row("replay", rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0)
+            row = scored("replay", vs, rec, n, cell, t0)[0]
             del row["model"]
             rows.append({"g_nS": g, "hold_spike_bin": bool(args.hold_spike_bin), "noise_mV": noise,
                          "noise_tau_ms": args.noise_tau_ms if noise > 0 else 0.0, **row})
@@ -456,6 +466,15 @@ def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int) -> list
     return list(zip(soma.voltages(t0, T), drive))
 
 
+def prespike(sb: np.ndarray, bins: int = 3) -> np.ndarray:
+    """(n, T) bool: the ``bins`` ms bins before each spike bin of ``sb`` (spike bins themselves may be among them
+    when spikes follow within ``bins`` ms)."""
+    pre = np.zeros(sb.shape, bool)
+    for k in range(1, bins + 1):
+        pre[:, : sb.shape[1] - k] |= sb[:, k:] > 0
+    return pre
+
+
 def drive_errors(model_dir, rec: dict, feats: list) -> dict:
     """The GRU's E_d against the cell's on the given trials, teacher forced (the cell's own spikes and voltage
     fed back), in the bins the loss kept (not a spike's own bin): RMS error (mV), slope of predicted on true
@@ -474,10 +493,7 @@ def drive_errors(model_dir, rec: dict, feats: list) -> dict:
     true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], m["g_nS"])
     keep = sb == 0
     e, t = (pred - true)[keep], true[keep] - true[keep].mean()
-    pre = np.zeros_like(keep)
-    for k in (1, 2, 3):
-        pre[:, : T - k] |= sb[:, k:] > 0
-    pre &= keep
+    pre = prespike(sb) & keep
     return {"drive_rms_mV": round(float(np.sqrt(np.mean(e ** 2))), 3),
             "drive_slope": round(float(np.dot(t, pred[keep] - pred[keep].mean()) / np.dot(t, t)), 3),
             "drive_err_prespike_mV": round(float((pred - true)[pre].mean()), 3)}
@@ -489,37 +505,25 @@ def loop_drive_errors(drive: np.ndarray, rec: dict, n: int, g_nS: float) -> dict
     true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g_nS)
     sb = spike_bins(rec["spikes"][:n], true.shape[1])
     keep = sb == 0
-    pre = np.zeros_like(keep)
-    for k in (1, 2, 3):
-        pre[:, : true.shape[1] - k] |= sb[:, k:] > 0
+    pre = prespike(sb)
     e = drive - true
     return {"loop_drive_rms_mV": round(float(np.sqrt(np.mean(e[keep] ** 2))), 3),
             "loop_drive_err_prespike_mV": round(float(e[pre & keep].mean()), 3)}
 
 
 def cmd_loop(args) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from l5pc_spike_reliability import data_cell, load_data
-
     from neurosurrogate.biophys.generate import map_chunks
-    from neurosurrogate.data.trace import detect_spikes
 
-    rec = load_record(args.record)
-    d = load_data(args.data)
-    cell = data_cell(d, args.morphology)
-    n = min(len(rec["spikes"]), args.trials or 10**9)
+    rec, d, cell, n = trials_of(args)
     T = rec["v_mV"].shape[1]
     enc = encoding_of(d)
     feats = [enc.features(d.events[k], T) for k in range(n)]
     rows = []
-    per_ms = int(round(1.0 / cell.dt_ms))
     for model_dir in args.model:
         t0 = time.time()
         res = map_chunks(loop_worker, feats, args.workers, cell.to_dict(), str(model_dir), args.seed)
-        vs = [r[0] for r in res]
-        spikes = [detect_spikes(v, cell.dt_ms, cell.spike_threshold_mV) for v in vs]
-        vbin = np.stack([v.reshape(-1, per_ms).mean(1) for v in vs])
-        rows.append(score_row(str(model_dir), rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0))
+        row, spikes = scored(str(model_dir), [r[0] for r in res], rec, n, cell, t0)
+        rows.append(row)
         rows[-1].update(drive_errors(model_dir, rec, feats))
         rows[-1].update(loop_drive_errors(np.stack([r[1] for r in res]), rec, n, load_net(model_dir)[1]["g_nS"]))
         rows[-1]["spikes_ms"] = [np.round(s, 2).tolist() for s in spikes]
