@@ -390,7 +390,7 @@ def cmd_train(args) -> int:
             state = tuple(s.detach() for s in state)
             step += 1
             if step % 100 == 0:
-                log.append({"step": step, "loss": float(loss), "s": round(time.time() - t0, 1)})
+                log.append({"step": step, "loss": float(loss.detach()), "s": round(time.time() - t0, 1)})
                 print(json.dumps(log[-1]), flush=True)
             if step % 250 == 0 or step >= args.steps or step == args.stop_after:
                 torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
@@ -433,9 +433,10 @@ def load_net(path):
     return net, m
 
 
-def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int) -> list[np.ndarray]:
+def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int, offset_mV: float = 0.0) -> list[tuple]:
     """Worker: the GRU and the exact soma in closed loop on each item's (T, n_syn_features) input features;
-    returns per item the soma voltage at full resolution and the drive E_d the GRU gave (T,), mV."""
+    returns per item the soma voltage at full resolution and the drive E_d the GRU gave (T,), mV. ``offset_mV``
+    is added to every drive (a calibration knob like a surrogate's spike threshold: lower fires less)."""
     import torch
 
     torch.set_num_threads(1)
@@ -455,7 +456,7 @@ def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int) -> list
         for k in range(T):
             fb = torch.from_numpy(feedback_channels(m["feedback"], v_prev, s_prev, m["v_rest_mV"]))
             y, state = net.step(torch.cat([x[:, k], fb], -1), state)
-            drive[:, k] = m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy()
+            drive[:, k] = m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy() + offset_mV
             soma.set(drive[:, k])
             soma.advance(t0 + k + 1)
             i0 = int(round((t0 + k) / soma.spec.dt_ms))
@@ -519,10 +520,11 @@ def cmd_loop(args) -> int:
     enc = encoding_of(d)
     feats = [enc.features(d.events[k], T) for k in range(n)]
     rows = []
-    for model_dir in args.model:
+    for model_dir, offset in [(m, o) for m in args.model for o in args.offset_mV]:
         t0 = time.time()
-        res = map_chunks(loop_worker, feats, args.workers, cell.to_dict(), str(model_dir), args.seed)
+        res = map_chunks(loop_worker, feats, args.workers, cell.to_dict(), str(model_dir), args.seed, offset)
         row, spikes = scored(str(model_dir), [r[0] for r in res], rec, n, cell, t0)
+        row["offset_mV"] = offset
         rows.append(row)
         rows[-1].update(drive_errors(model_dir, rec, feats))
         rows[-1].update(loop_drive_errors(np.stack([r[1] for r in res]), rec, n, load_net(model_dir)[1]["g_nS"]))
@@ -571,7 +573,8 @@ def report_lines(path) -> list[str]:
     """A Markdown table of the rows of a ``replay`` or ``loop`` JSON."""
     res = json.loads(Path(path).read_text())
     rows = res["rows"]
-    keys = [k for k in ("model", "g_nS", "hold_spike_bin", "noise_mV", "noise_tau_ms") if any(k in r for r in rows)]
+    keys = [k for k in ("model", "offset_mV", "g_nS", "hold_spike_bin", "noise_mV", "noise_tau_ms")
+            if any(k in r for r in rows)]
     cols = keys + [c for c in REPORT_COLUMNS if any(c in r for r in rows)]
     out = [f"{Path(path).name}: {res['trials']} trials of {res['record']}", "",
            "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -644,6 +647,9 @@ def main(argv=None) -> int:
     lp.add_argument("--trials", type=int, default=None)
     lp.add_argument("--workers", type=int, default=2)
     lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--offset-mV", type=float, nargs="+", default=[0.0],
+                    help="add this to every drive E_d the GRU gives, mV (calibration: lower fires less); several "
+                         "values: a row per model and value")
     lp.add_argument("--out", default=None, help="JSON of the scores")
     rp = sub.add_parser("report", help="Markdown tables of replay / loop JSON files")
     rp.add_argument("json", nargs="+", type=Path)

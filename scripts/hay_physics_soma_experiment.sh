@@ -5,10 +5,12 @@
 # soma alone, for g from 0 = a current to 1 uS), then GRUs (item 8's: 64 units, 2 layers, 4 traces, dropout 0.15,
 # 1,500 steps of 32 trials x 500 ms, seed 0) trained on the first 400 training trials to predict E_d from the
 # synaptic input and the soma's previous ms (its spike, or its spike and voltage, or nothing), run closed loop
-# with the exact soma on the 40 validation trials and scored next to item 8's plain GRU. Every step resumes or
+# with the exact soma on the 40 validation trials and scored next to item 8's plain GRU; then a constant offset of
+# the drive calibrated on 40 training trials (like a surrogate's spike threshold), two seeds of the best. Every step resumes or
 # skips what is done. Cost on a 2-core CPU (session 25): recording 39 + 4 min of NEURON on 2 workers (on top of
 # the data of scripts/hay_400_data.sh, ~45 min if absent), replays 6 min, training 12-15 min per net (one core
-# each, two side by side: ~40 min for the six), the closed loops ~1 min: ~1 h 30 min with the data present.
+# each, two side by side: ~40 min for the six, ~10 min for a seventh alone), the closed loops ~1 min, the offset
+# calibration ~5 min: ~1 h 45 min with the data present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/hay_400_data.sh  # N, PY, HAY, GEN, train, score; data/hay/train_400.h5 and val_40.h5
@@ -38,9 +40,23 @@ fit() {  # fit NAME ARGS...: a GRU on the training record unless done
 fit g80_spike_m1 --g-nS 80 --feedback spike --mask-spike-ms 1 & fit g40_spike_m1 --g-nS 40 --feedback spike --mask-spike-ms 1 & wait
 fit g80_spike --g-nS 80 --feedback spike & fit g80_voltage_m1 --g-nS 80 --feedback voltage --mask-spike-ms 1 & wait
 fit g200_spike_m1 --g-nS 200 --feedback spike --mask-spike-ms 1 & fit g80_none_m1 --g-nS 80 --feedback none --mask-spike-ms 1 & wait
+fit g80_none_m1_s1 --g-nS 80 --feedback none --mask-spike-ms 1 --seed 1  # the lead below, a second seed
 train hay_history/gru  # item 8's plain GRU, the baseline (same data, recipe and seed)
 $S loop --record $R/val_40.npz --data data/hay/val_40.h5 $M --workers 2 \
     --model $R/g80_spike_m1 $R/g40_spike_m1 $R/g80_spike $R/g80_voltage_m1 $R/g200_spike_m1 $R/g80_none_m1 \
     --baseline runs/hay_history/gru/model src/neurosurrogate/models/hay-l5pc --out $DOCS/loop_val40.json
+# a drive offset calibrated like a surrogate's spike threshold, on 40 training trials (the GRUs saw them: the plain
+# GRU's threshold was calibrated on the validation trials); then the validation trials at each model's best offset
+[ -f $DOCS/calibrate_train40.json ] || $S loop --record $R/train_400.npz --data data/hay/train_400.h5 --trials 40 $M \
+    --workers 2 --model $R/g80_none_m1 $R/g80_none_m1_s1 $R/g80_spike_m1 --offset-mV -14 -11 -8 -5 -3 -1.5 0 1.5 \
+    --baseline runs/hay_history/gru/model --out $DOCS/calibrate_train40.json
+for m in g80_none_m1 g80_none_m1_s1 g80_spike_m1; do
+  o=$($PY -c "import json; r = [x for x in json.load(open('$DOCS/calibrate_train40.json'))['rows'] if x['model'].endswith('/$m')]
+print(max(r, key=lambda x: x['F1_10ms'])['offset_mV'])")
+  [ -f $DOCS/loop_calibrated_$m.json ] || $S loop --record $R/val_40.npz --data data/hay/val_40.h5 $M --workers 2 \
+      --model $R/$m --offset-mV $o --out $DOCS/loop_calibrated_$m.json
+done
 $S report $DOCS/replay_val40.json $DOCS/replay_hold_val40.json $DOCS/replay_noise_val40.json $DOCS/loop_val40.json \
+    $DOCS/calibrate_train40.json $DOCS/loop_calibrated_g80_none_m1.json $DOCS/loop_calibrated_g80_none_m1_s1.json \
+    $DOCS/loop_calibrated_g80_spike_m1.json \
     > $DOCS/summary.md
