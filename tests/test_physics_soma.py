@@ -103,9 +103,12 @@ def test_recorded_drive_carries_the_cells_spikes_into_the_soma_alone(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     out = tmp_path / "loop.json"
     r = subprocess.run([sys.executable, SCRIPT, "loop", "--record", str(rec), *common, "--model", str(net),
-                        "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+                        "--workers", "1", "--offset-mV", "0", "-30", "--out", str(out)], capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr
-    row = json.loads(out.read_text())["rows"][0]
+    row, low = json.loads(out.read_text())["rows"]
+    assert (row["offset_mV"], low["offset_mV"]) == (0.0, -30.0)
+    assert low["n_spikes_pred"] <= row["n_spikes_pred"] and low["loop_drive_err_prespike_mV"] < row["loop_drive_err_prespike_mV"]
     assert row["n_spikes_true"] == sum(s.size for s in d.spike_times_ms) and np.isfinite(row["rms_sub_mV"])
     assert len(row["spikes_ms"]) == 2
     r = subprocess.run([sys.executable, SCRIPT, "report", str(out)], capture_output=True, text=True)
