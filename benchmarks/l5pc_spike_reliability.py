@@ -157,16 +157,21 @@ def condition_tables(kind: str, size: float, events: list, n_synapses: int, n_ms
     return [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, n_synapses, rng) for ev in events]
 
 
-def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -> np.ndarray:
-    """An Ornstein-Uhlenbeck current (nA, one sample per ms, ``n_ms`` samples) of stationary SD ``size``
-    and correlation time ``NOISE_TAU_MS[kind]``, started from its stationary distribution (exact AR(1)
-    update of the process at 1 ms)."""
+def ou_noise(shape, sd: float, tau_ms: float, rng: np.random.Generator) -> np.ndarray:
+    """Ornstein-Uhlenbeck noise, one sample per ms along the last axis of ``shape``: stationary SD ``sd``,
+    correlation time ``tau_ms``, started from its stationary distribution (exact AR(1) update at 1 ms)."""
     from scipy.signal import lfilter
 
-    a = np.exp(-1.0 / NOISE_TAU_MS[kind])
-    xi = rng.standard_normal(n_ms)
-    xi[1:] *= np.sqrt(1.0 - a * a)
-    return size * lfilter([1.0], [1.0, -a], xi)
+    a = np.exp(-1.0 / tau_ms)
+    xi = rng.standard_normal(shape)
+    xi[..., 1:] *= np.sqrt(1.0 - a * a)
+    return sd * lfilter([1.0], [1.0, -a], xi, axis=-1)
+
+
+def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -> np.ndarray:
+    """An Ornstein-Uhlenbeck current (nA, one sample per ms, ``n_ms`` samples) of stationary SD ``size``
+    and correlation time ``NOISE_TAU_MS[kind]`` (:func:`ou_noise`)."""
+    return ou_noise(n_ms, size, NOISE_TAU_MS[kind], rng)
 
 
 def spike_pulse(kind: str, size: float, n_ms: int, spikes_ms: np.ndarray, start_ms: float,

@@ -43,6 +43,14 @@ import numpy as np
 DEFAULT_G_NS = (0.0, 20.0, 40.0, 80.0)
 
 
+def reliability():
+    """benchmarks/l5pc_spike_reliability.py as a module (its data_cell, load_data and ou_noise)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import l5pc_spike_reliability
+
+    return l5pc_spike_reliability
+
+
 # -- NEURON, whole cell ------------------------------------------------------------------------------------
 def record_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dict]:
     """Worker of ``map_chunks``: per table the 1 ms bin means of soma voltage (mV) and dendritic current into
@@ -78,14 +86,12 @@ def record_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dic
 
 
 def cmd_record(args) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from l5pc_spike_reliability import data_cell, load_data
-
     from neurosurrogate.biophys.generate import map_chunks
     from neurosurrogate.inputs import EventTable
 
-    d = load_data(args.data)
-    cell = data_cell(d, args.morphology).to_dict()
+    rel = reliability()
+    d = rel.load_data(args.data)
+    cell = rel.data_cell(d, args.morphology).to_dict()
     n_trials = d.n_trials if args.trials is None else min(args.trials, d.n_trials)
     parts = Path(str(args.out) + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
@@ -129,10 +135,8 @@ def cmd_record(args) -> int:
 
 def data_cell_dict(data: str, morphology: str) -> dict:
     """The configuration of the cell that made the dataset ``data``, on the morphology file ``morphology``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from l5pc_spike_reliability import data_cell, load_data
-
-    return data_cell(load_data(data), morphology).to_dict()
+    rel = reliability()
+    return rel.data_cell(rel.load_data(data), morphology).to_dict()
 
 
 def load_record(path) -> dict:
@@ -221,25 +225,12 @@ def replay_worker(items: list, cell_dict: dict, g_nS: float, rest: tuple[float, 
     return soma.voltages(t0, T)
 
 
-def ou_noise(shape: tuple, sd: float, tau_ms: float, rng: np.random.Generator) -> np.ndarray:
-    """(n, T) Ornstein-Uhlenbeck noise per 1 ms step: standard deviation ``sd``, correlation time ``tau_ms``."""
-    a = np.exp(-1.0 / tau_ms)
-    w = rng.standard_normal(shape) * sd * np.sqrt(1 - a * a)
-    x = np.empty(shape)
-    x[..., 0] = rng.standard_normal(shape[:-1]) * sd
-    for k in range(1, shape[-1]):
-        x[..., k] = a * x[..., k - 1] + w[..., k]
-    return x
-
-
 def trials_of(args):
     """The record, the dataset, its cell on ``--morphology`` and the number of trials to run (``--trials``)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from l5pc_spike_reliability import data_cell, load_data
-
+    rel = reliability()
     rec = load_record(args.record)
-    d = load_data(args.data)
-    return rec, d, data_cell(d, args.morphology), min(len(rec["spikes"]), args.trials or 10**9)
+    d = rel.load_data(args.data)
+    return rec, d, rel.data_cell(d, args.morphology), min(len(rec["spikes"]), args.trials or 10**9)
 
 
 def scored(name: str, vs: list, rec: dict, n: int, cell, t0: float) -> tuple[dict, list]:
@@ -274,7 +265,8 @@ def cmd_replay(args) -> int:
             drives = base
             if noise > 0:  # a smooth error of the drive (Ornstein-Uhlenbeck, stationary from t = 0)
                 sd = noise * (1.0 if g > 0 else args.noise_g_nS * 1e-3)  # for a current drive: nA
-                drives = base + ou_noise(base.shape, sd, args.noise_tau_ms, np.random.default_rng([args.seed, int(g)]))
+                drives = base + reliability().ou_noise(base.shape, sd, args.noise_tau_ms,
+                                                       np.random.default_rng([args.seed, int(g)]))
             t0 = time.time()
             vs = map_chunks(replay_worker, list(drives), args.workers, cell.to_dict(), g, rest) if args.workers > 1 \
                 else replay_worker(list(drives), cell.to_dict(), g, rest)
@@ -344,12 +336,12 @@ def cmd_train(args) -> int:
     enc = encoding_of(d)
     e_rest = float(driving_voltage(rec["v_rest_mV"], rec["i_rest_nA"], args.g_nS))
     target = (driving_voltage(rec["v_mV"], rec["i_nA"], args.g_nS) - e_rest) / V_SCALE_MV
-    fb = feedback_channels(args.feedback, shifted(rec["v_mV"], rec["v_rest_mV"]),
-                           shifted(spike_bins(rec["spikes"], T), 0.0), float(rec["v_rest_mV"]))
+    sb = spike_bins(rec["spikes"], T)
+    fb = feedback_channels(args.feedback, shifted(rec["v_mV"], rec["v_rest_mV"]), shifted(sb, 0.0),
+                           float(rec["v_rest_mV"]))
     x = np.concatenate([np.stack([enc.features(d.events[k], T) for k in range(n)]), fb], -1)
     weight = np.ones_like(target, dtype=np.float32)
     if args.mask_spike_ms:  # the spike's bin and the next ones: the soma's own dynamics, not the dendrites'
-        sb = spike_bins(rec["spikes"], T)
         for k in range(args.mask_spike_ms):
             weight[:, k:] *= 1.0 - sb[:, : T - k]
     x, z, w = torch.from_numpy(x), torch.from_numpy(target.astype(np.float32)), torch.from_numpy(weight)
@@ -476,14 +468,24 @@ def prespike(sb: np.ndarray, bins: int = 3) -> np.ndarray:
     return pre
 
 
-def drive_errors(model_dir, rec: dict, feats: list) -> dict:
-    """The GRU's E_d against the cell's on the given trials, teacher forced (the cell's own spikes and voltage
-    fed back), in the bins the loss kept (not a spike's own bin): RMS error (mV), slope of predicted on true
-    (1 = unshrunk), and the mean error in the 3 bins before each of the cell's spikes (mV; < 0: the drive that
-    should trigger the spike is too low)."""
+def drive_stats(pred: np.ndarray, rec: dict, g_nS: float, prefix: str) -> dict:
+    """A drive ``pred`` (n, T) against the cell's E_d, in the bins that are not a spike's own: RMS error (mV) and
+    the mean error in the 3 bins before each of the cell's spikes (mV; < 0: the drive that should trigger the
+    spike is too low); keys ``{prefix}_rms_mV``, ``{prefix}_err_prespike_mV``."""
+    n = pred.shape[0]
+    true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g_nS)
+    sb = spike_bins(rec["spikes"][:n], true.shape[1])
+    keep = sb == 0
+    e = pred - true
+    return {f"{prefix}_rms_mV": round(float(np.sqrt(np.mean(e[keep] ** 2))), 3),
+            f"{prefix}_err_prespike_mV": round(float(e[prespike(sb) & keep].mean()), 3)}
+
+
+def drive_errors(net, m: dict, rec: dict, feats: list) -> dict:
+    """:func:`drive_stats` of the GRU's E_d teacher forced (the cell's own spikes and voltage fed back), and the
+    slope of predicted on true in the kept bins (1 = unshrunk)."""
     import torch
 
-    net, m = load_net(model_dir)
     n, T = len(feats), feats[0].shape[0]
     sb = spike_bins(rec["spikes"][:n], T)
     fb = feedback_channels(m["feedback"], shifted(rec["v_mV"][:n], rec["v_rest_mV"]), shifted(sb, 0.0),
@@ -491,25 +493,12 @@ def drive_errors(model_dir, rec: dict, feats: list) -> dict:
     with torch.no_grad():
         y, _ = net(torch.from_numpy(np.concatenate([np.stack(feats), fb], -1)))
     pred = m["e_rest_mV"] + V_SCALE_MV * y[..., 0].numpy()
-    true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], m["g_nS"])
     keep = sb == 0
-    e, t = (pred - true)[keep], true[keep] - true[keep].mean()
-    pre = prespike(sb) & keep
-    return {"drive_rms_mV": round(float(np.sqrt(np.mean(e ** 2))), 3),
-            "drive_slope": round(float(np.dot(t, pred[keep] - pred[keep].mean()) / np.dot(t, t)), 3),
-            "drive_err_prespike_mV": round(float((pred - true)[pre].mean()), 3)}
-
-
-def loop_drive_errors(drive: np.ndarray, rec: dict, n: int, g_nS: float) -> dict:
-    """The drive the GRU gave in closed loop against the cell's E_d, over the bins that are not a spike's own
-    (``loop_drive_rms_mV``) and over the 3 bins before each of the cell's spikes (mean, mV)."""
-    true = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g_nS)
-    sb = spike_bins(rec["spikes"][:n], true.shape[1])
-    keep = sb == 0
-    pre = prespike(sb)
-    e = drive - true
-    return {"loop_drive_rms_mV": round(float(np.sqrt(np.mean(e[keep] ** 2))), 3),
-            "loop_drive_err_prespike_mV": round(float(e[pre & keep].mean()), 3)}
+    t = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], m["g_nS"])[keep]
+    t, q = t - t.mean(), pred[keep] - pred[keep].mean()
+    stats = drive_stats(pred, rec, m["g_nS"], "drive")
+    return {"drive_rms_mV": stats["drive_rms_mV"], "drive_slope": round(float(np.dot(t, q) / np.dot(t, t)), 3),
+            "drive_err_prespike_mV": stats["drive_err_prespike_mV"]}
 
 
 def cmd_loop(args) -> int:
@@ -526,8 +515,9 @@ def cmd_loop(args) -> int:
         row, spikes = scored(str(model_dir), [r[0] for r in res], rec, n, cell, t0)
         row["offset_mV"] = offset
         rows.append(row)
-        rows[-1].update(drive_errors(model_dir, rec, feats))
-        rows[-1].update(loop_drive_errors(np.stack([r[1] for r in res]), rec, n, load_net(model_dir)[1]["g_nS"]))
+        net, meta = load_net(model_dir)
+        rows[-1].update(drive_errors(net, meta, rec, feats))
+        rows[-1].update(drive_stats(np.stack([r[1] for r in res]), rec, meta["g_nS"], "loop_drive"))
         rows[-1]["spikes_ms"] = [np.round(s, 2).tolist() for s in spikes]
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "spikes_ms"}), flush=True)
     if args.baseline:

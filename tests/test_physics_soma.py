@@ -36,13 +36,6 @@ def test_feedback_is_what_the_soma_did_in_the_previous_ms():
     assert phys.feedback_channels("spike", v, v, -75.0).shape == (1, 3, 1)
 
 
-def test_drive_errors_have_their_size_and_correlation_time():
-    x = phys.ou_noise((200, 2000), 2.0, 10.0, np.random.default_rng(0))
-    assert x.std() == pytest.approx(2.0, rel=0.03) and abs(x[:, 0].std() - 2.0) < 0.25  # stationary from t = 0
-    r10 = np.mean(x[:, 10:] * x[:, :-10]) / x.var()
-    assert r10 == pytest.approx(np.exp(-1.0), abs=0.03)  # correlation e^-1 after one correlation time
-
-
 @pytest.mark.neuron
 def test_recorded_drive_carries_the_cells_spikes_into_the_soma_alone(tmp_path):
     """record: the whole cell's spikes equal the dataset's; replay: the soma + axon alone, driven by the

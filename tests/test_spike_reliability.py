@@ -310,3 +310,11 @@ def test_condition_tables_are_a_function_of_seed_and_condition():
     assert make("none", 0.0)[0] is ev[0]
     with pytest.raises(ValueError, match="needs the truth's spikes"):
         make("extra_spike", 1.0)
+
+
+def test_ou_noise_has_its_size_and_correlation_time():
+    """Shaped (trials x ms, as scripts/hay_physics_soma.py draws it); noise_current is its 1-D case."""
+    x = rel.ou_noise((200, 2000), 2.0, 10.0, np.random.default_rng(0))
+    assert x.std() == pytest.approx(2.0, rel=0.03) and abs(x[:, 0].std() - 2.0) < 0.25  # stationary from t = 0
+    r10 = np.mean(x[:, 10:] * x[:, :-10]) / x.var()
+    assert r10 == pytest.approx(np.exp(-1.0), abs=0.03)  # correlation e^-1 after one correlation time
