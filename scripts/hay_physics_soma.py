@@ -52,36 +52,68 @@ def reliability():
 
 
 # -- NEURON, whole cell ------------------------------------------------------------------------------------
+def whole_cell(cell_dict: dict):
+    """The Hay model of ``cell_dict`` in NEURON, with fast_imem on (for :func:`measure_run`)."""
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    from neurosurrogate.biophys.cells import cell_from_dict
+    from neurosurrogate.biophys.hay import hay_model
+
+    model = hay_model(cell_from_dict(cell_dict))
+    model.h.cvode.use_fast_imem(1)
+    return model
+
+
+def measure_run(model, events, duration_ms: float, clamp=None, v_play=None) -> tuple[np.ndarray, np.ndarray]:
+    """One run of the whole cell ``model`` (from :func:`whole_cell`): the soma voltage (mV, full resolution, the
+    run's every sample) and the current the dendrites push into the soma (nA, positive = depolarising: the soma's
+    i_membrane_ plus what it passes to the axon, less any electrode's current; ``duration_ms / dt`` samples). With
+    ``v_play`` (mV, one value per sample, the last included) the soma is voltage clamped to it by the ``SEClamp``
+    ``clamp``."""
+    h = model.h
+    soma, ax = model.soma(0.5), model.cell.axon[0](0.5)
+    r_ax = ax.ri()  # MOhm between the soma node and the first axon node
+    dt = model.spec.dt_ms
+    m = int(round(duration_ms)) * int(round(1.0 / dt))
+    recs = [h.Vector().record(soma._ref_v), h.Vector().record(soma._ref_i_membrane_), h.Vector().record(ax._ref_v)]
+    played = None
+    if v_play is not None:
+        recs.append(h.Vector().record(clamp._ref_i))
+        played = (h.Vector(v_play), h.Vector(np.arange(len(v_play)) * dt))
+        played[0].play(clamp._ref_amp1, played[1], 1)
+        clamp.dur1 = 1e9
+    try:
+        model.run(events, duration_ms, dt)
+        v = recs[0].as_numpy().copy()
+        i = recs[1].as_numpy()[:m] + (v[:m] - recs[2].as_numpy()[:m]) / r_ax
+        if v_play is not None:  # i_membrane_ leaves electrode currents out
+            i = i - recs[3].as_numpy()[:m]
+    finally:
+        for vec in recs:
+            vec.play_remove()
+        if played is not None:
+            played[0].play_remove()
+            clamp.dur1 = 0.0
+    return v, i
+
+
 def record_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dict]:
     """Worker of ``map_chunks``: per table the 1 ms bin means of soma voltage (mV) and dendritic current into
     the soma (nA, positive = depolarising), the spike times (ms), and the fast-component sums that estimate
     the tree's conductance (``sxy`` = sum dV dI, ``sxx`` = sum dV^2, d = deviation from the bin mean)."""
-    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
-    from neurosurrogate.biophys.cells import cell_from_dict
-    from neurosurrogate.biophys.hay import hay_model
     from neurosurrogate.data.trace import detect_spikes
 
-    spec = cell_from_dict(cell_dict)
-    model = hay_model(spec)
-    h = model.h
-    h.cvode.use_fast_imem(1)
-    soma, ax = model.soma(0.5), model.cell.axon[0](0.5)
-    r_ax = ax.ri()  # MOhm between the soma node and the first axon node
+    model = whole_cell(cell_dict)
+    spec = model.spec
     n = int(round(duration_ms))
     per_ms = int(round(1.0 / spec.dt_ms))
     out = []
     for events in tables:
-        rv, ri, ra = h.Vector().record(soma._ref_v), h.Vector().record(soma._ref_i_membrane_), h.Vector().record(ax._ref_v)
-        model.run(events, duration_ms, spec.dt_ms)
-        v = rv.as_numpy()[: n * per_ms].copy()
-        i = ri.as_numpy()[: n * per_ms] + (v - ra.as_numpy()[: n * per_ms]) / r_ax  # nA into the dendrites' side
-        vb, ib = v.reshape(n, per_ms), i.reshape(n, per_ms)
+        v_all, i = measure_run(model, events, duration_ms)
+        vb, ib = v_all[: n * per_ms].reshape(n, per_ms), i.reshape(n, per_ms)
         dv, di = vb - vb.mean(1, keepdims=True), ib - ib.mean(1, keepdims=True)
         out.append({"v_mV": vb.mean(1).astype(np.float32), "i_nA": ib.mean(1).astype(np.float32),
-                    "spikes_ms": detect_spikes(rv.as_numpy(), spec.dt_ms, spec.spike_threshold_mV),
+                    "spikes_ms": detect_spikes(v_all, spec.dt_ms, spec.spike_threshold_mV),
                     "sxy": float((dv * di).sum()), "sxx": float((dv * dv).sum())})
-        for vec in (rv, ri, ra):
-            vec.play_remove()
     return out
 
 
@@ -243,11 +275,65 @@ def scored(name: str, vs: list, rec: dict, n: int, cell, t0: float) -> tuple[dic
     return score_row(name, rec["spikes"][:n], spikes, rec["v_mV"][:n], vbin, time.time() - t0), spikes
 
 
+def spike_kernel_worker(items: list, cell_dict: dict, s_mV: list, g_nS: float, rest: tuple[float, float],
+                        own: bool) -> list[np.ndarray]:
+    """Worker: the soma + axon alone under E_d = item's base drive (T,) + the spike kernel ``s_mV`` (lag >= 1) of
+    the soma's own spikes (``own``) or of the item's recorded spike bins (T,). Soma voltage at full resolution."""
+    soma = SomaAlone(cell_dict, len(items), g_nS)
+    B, T = len(items), len(items[0][0])
+    per_ms, thr = int(round(1.0 / soma.spec.dt_ms)), soma.spec.spike_threshold_mV
+    base, sb_rec = np.stack([it[0] for it in items]), np.stack([it[1] for it in items])
+    sb = np.zeros((B, T))
+    t0 = soma.start(*rest)
+    for t in range(T):
+        hist = sb if own else sb_rec
+        soma.set(base[:, t] + sum(s_mV[j] * hist[:, t - j] for j in range(1, min(len(s_mV), t + 1))))
+        soma.advance(t0 + t + 1)
+        i0 = int(round((t0 + t) / soma.spec.dt_ms))
+        for q, vec in enumerate(soma.v):
+            w = vec.as_numpy()[i0: i0 + per_ms + 1]
+            sb[q, t] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
+    return soma.voltages(t0, T)
+
+
+def replay_spike_kernel(args, rec: dict, cell, n: int) -> int:
+    """``replay --spike-kernel``: the recorded E_d less the kernel of the cell's spikes (the exact target of a
+    drive model trained with that kernel), plus the kernel of the recorded spikes (must replay the cell) or of the
+    soma's own spikes (the closed loop with an exact input part), with ``--noise-mV`` on the base."""
+    from neurosurrogate.biophys.generate import map_chunks
+
+    k = json.loads(Path(args.spike_kernel).read_text())
+    g = k["g_nS"]
+    T = rec["v_mV"].shape[1]
+    sb = spike_bins(rec["spikes"][:n], T)
+    base = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g) - spike_kernel_drive(k["s_mV"], sb, from_lag=0)
+    rest = (float(driving_voltage(rec["v_rest_mV"], rec["i_rest_nA"], g)), float(rec["v_rest_mV"]))
+    rows = []
+    for own in (False, True):
+        for noise in args.noise_mV:
+            b = base + (reliability().ou_noise(base.shape, noise, args.noise_tau_ms, np.random.default_rng([args.seed, int(g)]))
+                        if noise > 0 else 0.0)
+            t0 = time.time()
+            vs = map_chunks(spike_kernel_worker, [(b[q], sb[q]) for q in range(n)], args.workers, cell.to_dict(),
+                            k["s_mV"], g, rest, own)
+            row = scored("replay", vs, rec, n, cell, t0)[0]
+            del row["model"]
+            rows.append({"g_nS": g, "spikes_fed_back": "own" if own else "recorded", "noise_mV": noise,
+                         "noise_tau_ms": args.noise_tau_ms if noise > 0 else 0.0, **row})
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"record": str(args.record), "trials": n, "spike_kernel": str(args.spike_kernel),
+                                              "rows": rows}, indent=1))
+    return 0
+
+
 def cmd_replay(args) -> int:
     from neurosurrogate.biophys.generate import map_chunks
 
     rec, d, cell, n = trials_of(args)
     rows = []
+    if args.spike_kernel:
+        return replay_spike_kernel(args, rec, cell, n)
     for g in args.g_nS:
         if g > 0:
             base = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g)
@@ -277,6 +363,188 @@ def cmd_replay(args) -> int:
             print(json.dumps(rows[-1]), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"record": str(args.record), "trials": n, "rows": rows}, indent=1))
+    return 0
+
+
+# -- the tree's own answer to the soma: can the drive be split into synapses + the soma's feedback? ---------
+def tree_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dict]:
+    """Worker: per table the whole cell as it runs (1 ms means of soma voltage and dendritic current, spike
+    times), then the same cell without synapses with its soma clamped to that voltage (full resolution): the
+    current the tree alone sends back to such a soma (``i_tree_nA``). For the chunk's first table also the clamp
+    with the synapses on, which must give the free run's current back (``clamp_check_rms_nA``: the measurement's
+    own error)."""
+    from neurosurrogate.data.trace import detect_spikes
+    from neurosurrogate.inputs import EventTable
+
+    model = whole_cell(cell_dict)
+    clamp = model.h.SEClamp(model.soma(0.5))
+    clamp.rs, clamp.dur1, clamp.dur2, clamp.dur3 = 1e-3, 0.0, 0.0, 0.0  # MOhm; off until a run plays into it
+    n, per_ms = int(round(duration_ms)), int(round(1.0 / model.spec.dt_ms))
+
+    def bins(x):
+        return x[: n * per_ms].reshape(n, per_ms).mean(1)
+
+    out = []
+    for j, events in enumerate(tables):
+        v_all, i_nat = measure_run(model, events, duration_ms)
+        i_tree = measure_run(model, EventTable.empty(), duration_ms, clamp, v_all)[1]
+        row = {"v_mV": bins(v_all), "i_nA": bins(i_nat), "i_tree_nA": bins(i_tree),
+               "spikes_ms": detect_spikes(v_all, model.spec.dt_ms, model.spec.spike_threshold_mV)}
+        if j == 0:
+            i_syn = measure_run(model, events, duration_ms, clamp, v_all)[1]
+            row["clamp_check_rms_nA"] = float(np.sqrt(np.mean((bins(i_syn) - row["i_nA"]) ** 2)))
+        out.append(row)
+    return out
+
+
+def lagged(x: np.ndarray, j: int) -> np.ndarray:
+    """x[..., t - j] at t (0 before the start)."""
+    if j == 0:
+        return x
+    out = np.zeros_like(x)
+    out[..., j:] = x[..., :-j]
+    return out
+
+
+def fit_kernel(v_mV, i_nA, sb, v_rest_mV: float, lags: int, spike_lags: int, fit: slice) -> dict:
+    """Least squares per 1 ms bin: I(t) = c + sum_{j=0..lags} b_j (V(t-j) - V_rest) + sum_{j=1..spike_lags} s_j S(t-j)
+    (nA; V the bin mean in mV, S = 1 in a spike's bin; no s_0: a closed loop cannot know its spike before the bin
+    is run), on the trials ``fit``; R^2 and RMS error (nA) on the others."""
+    def design(rows):
+        dv = v_mV[rows] - v_rest_mV
+        cols = [np.ones_like(dv)] + [lagged(dv, j) for j in range(lags + 1)] + \
+            [lagged(sb[rows], j) for j in range(1, spike_lags + 1)]
+        return np.stack(cols, -1).reshape(-1, len(cols))
+
+    coef = np.linalg.lstsq(design(fit), i_nA[fit].ravel(), rcond=None)[0]
+    test = np.setdiff1d(np.arange(len(v_mV)), np.arange(len(v_mV))[fit])
+    k = {"c": float(coef[0]), "b": coef[1: lags + 2].tolist(), "s": [0.0] + coef[lags + 2:].tolist(),
+         "v_rest_mV": float(v_rest_mV), "g_nS": float(-coef[1] * 1e3)}
+    k["loop_gain"] = float(np.sum(coef[2: lags + 2]) / -coef[1])  # E_d per mV of past V (1 = no damping)
+    if test.size:
+        y = i_nA[test].ravel()
+        r = y - design(test) @ coef
+        k.update({"r2_test": round(float(1 - r.var() / y.var()), 4), "rms_test_nA": round(float(r.std()), 4)})
+    return k
+
+
+def kernel_residual(k: dict, v_mV, i_nA, sb) -> np.ndarray:
+    """The part of the dendrites' current that the kernel ``k`` does not attribute to the soma's own past (nA):
+    I - c - sum b_j (V(t-j) - V_rest) - sum s_j S(t-j); with the recorded V and S it gives I back exactly."""
+    dv = v_mV - k["v_rest_mV"]
+    a = i_nA - k["c"] - sum(b * lagged(dv, j) for j, b in enumerate(k["b"]))
+    return a - sum(s * lagged(sb, j) for j, s in enumerate(k["s"]) if j > 0)
+
+
+def kernel_loop_worker(items: list, cell_dict: dict, k: dict, own: bool) -> list[np.ndarray]:
+    """Worker: the soma + axon alone under the drive I = A(t) + kernel(past V, past spikes) as a Thevenin source
+    (g = the kernel's -b_0, so the bin's own voltage term is the clamp's conductance), each item (A (T,) nA,
+    recorded V (T,) mV, recorded spike bins (T,)). ``own``: the kernel sees the soma's own past; else the
+    recorded one (which must give the replay of the recorded drive). Returns soma voltages at full resolution."""
+    b, s_k, g = np.asarray(k["b"]), np.asarray(k["s"]), k["g_nS"] * 1e-3
+    vr = k["v_rest_mV"]
+    soma = SomaAlone(cell_dict, len(items), k["g_nS"])
+    B, T = len(items), len(items[0][0])
+    per_ms, thr = int(round(1.0 / soma.spec.dt_ms)), soma.spec.spike_threshold_mV
+    a, dv_rec, sb_rec = (np.stack([it[q] for it in items]) for q in range(3))
+    dv_rec = dv_rec - vr
+    dv, sb = np.zeros((B, T)), np.zeros((B, T))
+    t0 = soma.start(vr + k["c"] / g, vr)
+    for t in range(T):
+        hv, hs = (dv, sb) if own else (dv_rec, sb_rec)
+        fb = sum(b[j] * hv[:, t - j] for j in range(1, min(len(b), t + 1)))
+        fb = fb + sum(s_k[j] * hs[:, t - j] for j in range(1, min(len(s_k), t + 1)))
+        soma.set(vr + (k["c"] + a[:, t] + fb) / g)
+        soma.advance(t0 + t + 1)
+        i0 = int(round((t0 + t) / soma.spec.dt_ms))
+        for q, vec in enumerate(soma.v):
+            w = vec.as_numpy()[i0: i0 + per_ms + 1]
+            dv[q, t] = w[1:].mean() - vr
+            sb[q, t] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
+    return soma.voltages(t0, T)
+
+
+def tree_oracle_worker(items: list, cell_dict: dict, duration_ms: float) -> list[np.ndarray]:
+    """Worker: the whole cell without synapses, its soma given each item's current (T,) nA (1 ms means, played
+    piecewise linear through the bin midpoints): the exact tree in place of a kernel. Soma voltage at full
+    resolution."""
+    from neurosurrogate.inputs import EventTable
+
+    model = whole_cell(cell_dict)
+    out = []
+    for a in items:
+        w = np.concatenate([[a[0]], 0.5 * (a[1:] + a[:-1]), [a[-1]]])
+        v = model.run(EventTable.empty(), duration_ms, model.spec.dt_ms, i_soma_nA=w)["v"]
+        out.append(v[: int(round(duration_ms)) * int(round(1.0 / model.spec.dt_ms))])
+    return out
+
+
+def cmd_tree(args) -> int:
+    from neurosurrogate.biophys.generate import map_chunks
+    from neurosurrogate.inputs import EventTable
+
+    rel = reliability()
+    d = rel.load_data(args.data)
+    cell = rel.data_cell(d, args.morphology)
+    n = min(args.trials, d.n_trials)
+    dur = float(args.duration_ms or d.duration_ms)
+    if dur > d.duration_ms:
+        raise ValueError(f"--duration-ms {dur} is longer than the dataset's trials ({d.duration_ms} ms)")
+    out = Path(args.out_dir)
+    parts = out / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    rest_file = parts / "rest.json"
+    if not rest_file.exists():
+        r = map_chunks(record_worker, [EventTable.empty()], 1, cell.to_dict(), 200.0)[0]
+        rest_file.write_text(json.dumps({"v_rest_mV": float(r["v_mV"][-50:].mean()), "duration_ms": dur}))
+    if json.loads(rest_file.read_text())["duration_ms"] != dur:
+        raise ValueError(f"--out-dir {out}: its parts were made with another --duration-ms; choose another folder")
+    for start in range(0, n, args.chunk):
+        f = parts / f"{start:05d}.npz"
+        if f.exists():
+            continue
+        idx = list(range(start, min(start + args.chunk, n)))
+        res = map_chunks(tree_worker, [d.events[q] for q in idx], args.workers, cell.to_dict(), dur)
+        np.savez(str(f) + ".tmp.npz", **{key: np.stack([r[key] for r in res]) for key in ("v_mV", "i_nA", "i_tree_nA")},
+                 spikes=np.array([json.dumps(r["spikes_ms"].tolist()) for r in res]),
+                 clamp_check_rms_nA=np.array([r.get("clamp_check_rms_nA", np.nan) for r in res]))
+        os.replace(str(f) + ".tmp.npz", f)
+        print(f"tree: trials {idx[0]}..{idx[-1]} of {n} done ({time.time() - t_start:.0f} s)", flush=True)
+    z = [np.load(p) for p in sorted(parts.glob("0*.npz"))]
+    v, i_nat, i_tree = (np.concatenate([a[key] for a in z])[:n].astype(float) for key in ("v_mV", "i_nA", "i_tree_nA"))
+    rec = {"v_mV": v, "spikes": [np.asarray(json.loads(str(x)), float) for a in z for x in a["spikes"]][:n]}
+    check = np.concatenate([a["clamp_check_rms_nA"] for a in z])[:n]
+    T = v.shape[1]
+    sb = spike_bins(rec["spikes"], T)
+    v_rest = json.loads(rest_file.read_text())["v_rest_mV"]
+    fit = slice(0, n - max(1, n // 5)) if n > 1 else slice(0, 1)
+    kernels = {"V + spikes": fit_kernel(v, i_tree, sb, v_rest, args.lags, args.spike_lags, fit),
+               "V only": fit_kernel(v, i_tree, sb, v_rest, args.lags, 0, fit)}
+    for name, k in kernels.items():
+        print(f"tree: kernel {name}: g {k['g_nS']:.1f} nS, loop gain {k['loop_gain']:.3f}, "
+              f"held-out R2 {k.get('r2_test', float('nan'))}, RMS {k.get('rms_test_nA', float('nan'))} nA", flush=True)
+    rows = []
+    runs = [("kernel V + spikes, recorded past", kernels["V + spikes"], False),
+            ("kernel V + spikes, own past", kernels["V + spikes"], True),
+            ("kernel V only, own past", kernels["V only"], True)]
+    for name, k, own in runs:
+        a = kernel_residual(k, v, i_nat, sb)
+        t0 = time.time()
+        vs = map_chunks(kernel_loop_worker, [(a[q], v[q], sb[q]) for q in range(n)], args.workers, cell.to_dict(), k, own)
+        rows.append(scored(name, vs, rec, n, cell, t0)[0])
+        print(json.dumps(rows[-1]), flush=True)
+    t0 = time.time()
+    vs = map_chunks(tree_oracle_worker, list(i_nat - i_tree), args.workers, cell.to_dict(), dur)
+    rows.append(scored("tree without synapses + the rest as a soma current", vs, rec, n, cell, t0)[0])
+    print(json.dumps(rows[-1]), flush=True)
+    res = {"data": str(args.data), "data_hash": d.content_hash, "trials": n, "duration_ms": dur,
+           "fit_trials": fit.stop, "clamp_check_rms_nA": float(np.nanmax(check)),
+           "current_sd_nA": float(i_nat.std()), "kernels": kernels, "rows": rows, "seconds": round(time.time() - t_start, 1)}
+    tmp = out / "tree.json.tmp"
+    tmp.write_text(json.dumps(res, indent=1))
+    os.replace(tmp, out / "tree.json")
+    print(f"tree: {out / 'tree.json'} ({res['seconds']:.0f} s)")
     return 0
 
 
@@ -319,6 +587,64 @@ def encoding_of(d):
     return Encoding(synapse_weights_nS=tuple(s["weight_nS"] for s in d.synapses), v_rest_mV=-75.0)
 
 
+def input_covariates(d, n: int, T: int, taus_ms=(1.0, 3.0, 10.0, 30.0, 100.0)) -> np.ndarray:
+    """(n, T, 1 + 2 len(taus)) a constant and the total excitatory and inhibitory conductance of the first ``n``
+    trials' events per 1 ms bin (nS), each filtered by exponentials of ``taus_ms``: a linear model's view of the
+    synaptic input (what :func:`fit_spike_kernel` uses so that the spike kernel does not absorb the input)."""
+    from scipy.signal import lfilter
+
+    enc = encoding_of(d)
+    w = np.asarray(enc.synapse_weights_nS)
+    exc = np.asarray([syn["kind"] == "exc" for syn in d.synapses])
+    g = np.zeros((2, n, T))
+    for k in range(n):
+        f = enc.features(d.events[k], T)[:, 0::2] * w
+        g[0, k], g[1, k] = f[:, exc].sum(1), f[:, ~exc].sum(1)
+    cols = [np.ones((n, T))]
+    for tau in taus_ms:
+        a = np.exp(-1.0 / tau)
+        cols += [lfilter([1.0], [1.0, -a], x, axis=-1) for x in g]
+    return np.stack(cols, -1)
+
+
+def fit_spike_kernel(rec: dict, d, n: int, g_nS: float, lags: int, skip_ms: int = 50) -> dict:
+    """The cell's E_d (at ``g_nS``) after each of its spikes, as a fixed kernel: least squares of E_d on the input
+    covariates and the spike bins of lag 0..``lags`` ms, on the first ``n`` trials (after ``skip_ms``). The
+    kernel ``s`` (mV per spike, lag 0 first) is what the soma's own spikes bring back from the dendrites; a drive
+    model learns E_d less the kernel of the cell's spikes, from the input alone, and the loop adds the kernel of
+    the soma's own spikes (lag >= 1; the spike's own bin keeps the model's value)."""
+    T = rec["v_mV"].shape[1]
+    e = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], g_nS)
+    sb = spike_bins(rec["spikes"][:n], T)
+    x = np.concatenate([input_covariates(d, n, T), np.stack([lagged(sb, j) for j in range(lags + 1)], -1)], -1)
+    x, y = x[:, skip_ms:].reshape(-1, x.shape[-1]), e[:, skip_ms:].ravel()
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    r = y - x @ coef
+    return {"g_nS": float(g_nS), "s_mV": coef[-(lags + 1):].tolist(), "trials": int(n),
+            "rms_linear_fit_mV": round(float(r.std()), 3)}
+
+
+def spike_kernel_drive(s_mV, sb: np.ndarray, from_lag: int = 1) -> np.ndarray:
+    """sum_{j >= from_lag} s_j S(t - j): the kernel's drive (mV) of the spike bins ``sb`` (..., T)."""
+    return sum(sj * lagged(sb, j) for j, sj in enumerate(s_mV) if j >= from_lag) + np.zeros_like(sb)
+
+
+def cmd_spike_kernel(args) -> int:
+    from neurosurrogate.data.io import provenance
+
+    rec = load_record(args.record)
+    d = reliability().load_data(args.data)
+    n = min(len(rec["spikes"]), args.trials or 10**9)
+    k = fit_spike_kernel(rec, d, n, args.g_nS, args.lags)
+    k.update({"record": str(args.record), "data": str(args.data), "provenance": provenance()})
+    tmp = Path(str(args.out) + ".tmp")
+    tmp.write_text(json.dumps(k, indent=1))
+    os.replace(tmp, args.out)
+    print(f"spike-kernel: {args.out}: g {k['g_nS']} nS; s(0..5) = {np.round(k['s_mV'][:6], 1).tolist()} mV; "
+          f"linear fit RMS {k['rms_linear_fit_mV']} mV")
+    return 0
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -334,9 +660,16 @@ def cmd_train(args) -> int:
     n = len(rec["spikes"])
     T = rec["v_mV"].shape[1]
     enc = encoding_of(d)
+    kernel = json.loads(Path(args.spike_kernel).read_text()) if args.spike_kernel else None
+    if kernel is not None and (args.feedback != "none" or kernel["g_nS"] != args.g_nS):
+        raise ValueError(f"--spike-kernel {args.spike_kernel} (g {kernel['g_nS']} nS) needs --feedback none and "
+                         f"--g-nS {kernel['g_nS']}: the kernel is the feedback")
     e_rest = float(driving_voltage(rec["v_rest_mV"], rec["i_rest_nA"], args.g_nS))
-    target = (driving_voltage(rec["v_mV"], rec["i_nA"], args.g_nS) - e_rest) / V_SCALE_MV
     sb = spike_bins(rec["spikes"], T)
+    e_d = driving_voltage(rec["v_mV"], rec["i_nA"], args.g_nS)
+    if kernel is not None:  # the drive less what the cell's own spikes brought back (the lag-0 term too)
+        e_d = e_d - spike_kernel_drive(kernel["s_mV"], sb, from_lag=0)
+    target = (e_d - e_rest) / V_SCALE_MV
     fb = feedback_channels(args.feedback, shifted(rec["v_mV"], rec["v_rest_mV"]), shifted(sb, 0.0),
                            float(rec["v_rest_mV"]))
     x = np.concatenate([np.stack([enc.features(d.events[k], T) for k in range(n)]), fb], -1)
@@ -396,6 +729,7 @@ def cmd_train(args) -> int:
             return 0
     net.eval()
     meta = {"g_nS": args.g_nS, "e_rest_mV": e_rest, "v_rest_mV": float(rec["v_rest_mV"]), "feedback": args.feedback,
+            "spike_kernel_mV": kernel["s_mV"] if kernel is not None else None,
             "mask_spike_ms": args.mask_spike_ms, "n_in": int(x.shape[-1]), "hidden": args.hidden, "dropout": args.dropout, "steps": args.steps,
             "seed": args.seed, "record": str(args.record), "data": str(args.data), "train_s": round(time.time() - t0, 1),
             "log": log, "args": vars_of(args), "provenance": provenance()}
@@ -444,11 +778,15 @@ def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int, offset_
     v_prev = np.full(B, m["v_rest_mV"])
     s_prev = np.zeros(B)
     drive = np.empty((B, T))
+    kern = np.asarray(m.get("spike_kernel_mV") or [0.0])
+    own = np.zeros((B, T))  # the soma's spike bins so far
     with torch.no_grad():
         for k in range(T):
             fb = torch.from_numpy(feedback_channels(m["feedback"], v_prev, s_prev, m["v_rest_mV"]))
             y, state = net.step(torch.cat([x[:, k], fb], -1), state)
             drive[:, k] = m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy() + offset_mV
+            for j in range(1, min(len(kern), k + 1)):
+                drive[:, k] += kern[j] * own[:, k - j]
             soma.set(drive[:, k])
             soma.advance(t0 + k + 1)
             i0 = int(round((t0 + k) / soma.spec.dt_ms))
@@ -456,6 +794,7 @@ def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int, offset_
                 w = vec.as_numpy()[i0: i0 + per_ms + 1]
                 v_prev[b] = w[1:].mean()
                 s_prev[b] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
+            own[:, k] = s_prev
     return list(zip(soma.voltages(t0, T), drive))
 
 
@@ -493,6 +832,8 @@ def drive_errors(net, m: dict, rec: dict, feats: list) -> dict:
     with torch.no_grad():
         y, _ = net(torch.from_numpy(np.concatenate([np.stack(feats), fb], -1)))
     pred = m["e_rest_mV"] + V_SCALE_MV * y[..., 0].numpy()
+    if m.get("spike_kernel_mV"):
+        pred = pred + spike_kernel_drive(m["spike_kernel_mV"], sb)
     keep = sb == 0
     t = driving_voltage(rec["v_mV"][:n], rec["i_nA"][:n], m["g_nS"])[keep]
     t, q = t - t.mean(), pred[keep] - pred[keep].mean()
@@ -563,10 +904,10 @@ def report_lines(path) -> list[str]:
     """A Markdown table of the rows of a ``replay`` or ``loop`` JSON."""
     res = json.loads(Path(path).read_text())
     rows = res["rows"]
-    keys = [k for k in ("model", "offset_mV", "g_nS", "hold_spike_bin", "noise_mV", "noise_tau_ms")
+    keys = [k for k in ("model", "offset_mV", "g_nS", "hold_spike_bin", "spikes_fed_back", "noise_mV", "noise_tau_ms")
             if any(k in r for r in rows)]
     cols = keys + [c for c in REPORT_COLUMNS if any(c in r for r in rows)]
-    out = [f"{Path(path).name}: {res['trials']} trials of {res['record']}", "",
+    out = [f"{Path(path).name}: {res['trials']} trials of {res.get('record', res.get('data'))}", "",
            "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
@@ -606,6 +947,9 @@ def main(argv=None) -> int:
     q.add_argument("--hold-spike-bin", action="store_true",
                    help="in each ms bin where the cell spikes, hold the previous bin's drive (the spike's own "
                         "outflow into the dendrites left out, as a model trained with --mask-spike-ms 1 would)")
+    q.add_argument("--spike-kernel", type=Path, default=None,
+                   help="a spike-kernel JSON: instead of the rows above, the drive less the kernel of the cell's spikes "
+                        "plus the kernel of the recorded spikes and then of the soma's own (closed loop)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="JSON of the scores")
     t = sub.add_parser("train", help="fit the GRU that predicts the dendrites' driving voltage E_d")
@@ -615,6 +959,9 @@ def main(argv=None) -> int:
     t.add_argument("--g-nS", type=float, default=80.0, help="conductance of the Thevenin drive, nS")
     t.add_argument("--feedback", choices=sorted(FEEDBACK), default="spike",
                    help="what the GRU sees of the soma's previous ms")
+    t.add_argument("--spike-kernel", type=Path, default=None,
+                   help="a spike-kernel JSON: learn E_d less the kernel of the cell's spikes (with --feedback none); "
+                        "the loop adds the kernel of the soma's own spikes")
     t.add_argument("--mask-spike-ms", type=int, default=0,
                    help="leave each spike's ms bin and the next N-1 out of the loss (the drive there is the soma's "
                         "spike flowing into the dendrites; 0 = keep all)")
@@ -641,22 +988,43 @@ def main(argv=None) -> int:
                     help="add this to every drive E_d the GRU gives, mV (calibration: lower fires less); several "
                          "values: a row per model and value")
     lp.add_argument("--out", default=None, help="JSON of the scores")
+    tr = sub.add_parser("tree", help="the tree's own answer to the soma (clamped, no synapses) and closed-loop oracles")
+    tr.add_argument("--data", required=True, help="a hay-l5pc dataset (HDF5) whose event tables to simulate")
+    tr.add_argument("--morphology", required=True)
+    tr.add_argument("--out-dir", required=True, type=Path, help="folder for tree.json (parts beside it: resumable)")
+    tr.add_argument("--trials", type=int, default=28, help="the first N trials (the last N // 5 test the kernel)")
+    tr.add_argument("--duration-ms", type=float, default=None, help="only the first ms of each trial (default: all)")
+    tr.add_argument("--lags", type=int, default=40, help="ms of the soma's past voltage in the kernel")
+    tr.add_argument("--spike-lags", type=int, default=40, help="ms of the soma's past spikes in the kernel")
+    tr.add_argument("--workers", type=int, default=2)
+    tr.add_argument("--chunk", type=int, default=4, help="trials per part file (resume granularity)")
+    sk = sub.add_parser("spike-kernel", help="fit the drive the soma's own spikes bring back (a fixed kernel)")
+    sk.add_argument("--record", required=True, type=Path, help="record NPZ of training trials")
+    sk.add_argument("--data", required=True, help="the dataset whose events the record simulated")
+    sk.add_argument("--g-nS", type=float, default=40.0, help="conductance of the Thevenin drive, nS")
+    sk.add_argument("--lags", type=int, default=60, help="ms after a spike that the kernel covers")
+    sk.add_argument("--trials", type=int, default=100, help="fit on the first N trials")
+    sk.add_argument("--out", required=True, type=Path, help="JSON to write")
     rp = sub.add_parser("report", help="Markdown tables of replay / loop JSON files")
     rp.add_argument("json", nargs="+", type=Path)
     args = p.parse_args(argv)
     g = getattr(args, "g_nS", None)
     if g is not None and (min(np.atleast_1d(g)) < 0 or not np.all(np.isfinite(g))):
         p.error(f"--g-nS must be finite conductances >= 0 nS, got {g}")
-    if args.cmd == "train" and not args.g_nS > 0:
+    if args.cmd in ("train", "spike-kernel") and not args.g_nS > 0:
         p.error(f"--g-nS must be > 0 nS for train (the drive is g (E_d - V)), got {args.g_nS}")
-    for name in ("steps", "batch", "chunk_ms", "hidden", "workers", "chunk", "trials"):
+    for name in ("steps", "batch", "chunk_ms", "hidden", "workers", "chunk", "trials", "lags"):
         val = getattr(args, name, None)
         if val is not None and val < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {val}")
-    for name in ("record", "data", "morphology"):
+    for name in ("record", "data", "morphology", "spike_kernel"):
         path = getattr(args, name, None)
         if path is not None and not Path(path).is_file():
-            p.error(f"--{name} {path}: no such file")
+            p.error(f"--{name.replace('_', '-')} {path}: no such file")
+    if getattr(args, "spike_lags", 0) < 0:
+        p.error(f"--spike-lags must be >= 0, got {args.spike_lags}")
+    if getattr(args, "duration_ms", None) is not None and not (np.isfinite(args.duration_ms) and args.duration_ms >= 1):
+        p.error(f"--duration-ms must be >= 1 ms, got {args.duration_ms}")
     for path in getattr(args, "json", None) or []:
         if not path.is_file():
             p.error(f"{path}: no such file")
@@ -665,7 +1033,7 @@ def main(argv=None) -> int:
             p.error(f"--model {m}: no net.pt (a folder written by the train subcommand)")
     try:
         return {"record": cmd_record, "replay": cmd_replay, "train": cmd_train, "loop": cmd_loop,
-                "report": cmd_report}[args.cmd](args)
+                "tree": cmd_tree, "spike-kernel": cmd_spike_kernel, "report": cmd_report}[args.cmd](args)
     except ValueError as exc:  # a dataset that is not a hay-l5pc one from the steady state, and the like
         p.error(str(exc))
 

@@ -42,7 +42,7 @@ fit g80_spike --g-nS 80 --feedback spike & fit g80_voltage_m1 --g-nS 80 --feedba
 fit g200_spike_m1 --g-nS 200 --feedback spike --mask-spike-ms 1 & fit g80_none_m1 --g-nS 80 --feedback none --mask-spike-ms 1 & wait
 fit g80_none_m1_s1 --g-nS 80 --feedback none --mask-spike-ms 1 --seed 1  # the lead below, a second seed
 train hay_history/gru  # item 8's plain GRU, the baseline (same data, recipe and seed)
-$S loop --record $R/val_40.npz --data data/hay/val_40.h5 $M --workers 2 \
+[ -f $DOCS/loop_val40.json ] || $S loop --record $R/val_40.npz --data data/hay/val_40.h5 $M --workers 2 \
     --model $R/g80_spike_m1 $R/g40_spike_m1 $R/g80_spike $R/g80_voltage_m1 $R/g200_spike_m1 $R/g80_none_m1 \
     --baseline runs/hay_history/gru/model src/neurosurrogate/models/hay-l5pc --out $DOCS/loop_val40.json
 # a drive offset calibrated like a surrogate's spike threshold, on 40 training trials (the GRUs saw them: the plain
@@ -56,7 +56,31 @@ print(max(r, key=lambda x: x['F1_10ms'])['offset_mV'])")
   [ -f $DOCS/loop_calibrated_$m.json ] || $S loop --record $R/val_40.npz --data data/hay/val_40.h5 $M --workers 2 \
       --model $R/$m --offset-mV $o --out $DOCS/loop_calibrated_$m.json
 done
+# item 16: can the drive be split into an input part and the soma's own feedback? First the tree's answer to the
+# soma measured directly (whole cell without synapses, soma clamped to the free run's voltage; 28 training trials,
+# ~10 min) and closed-loop oracles with the exact input part; then a fixed spike kernel (fitted on 100 training
+# records) fed the soma's own spikes, its oracle on the validation trials, and GRUs that learn the drive less the
+# kernel of the cell's spikes from the input alone (40 nS; each spike's bin in or out of the loss), calibrated
+# like the models above (~45 min with the record present)
+[ -f $R/tree_train28/tree.json ] || $S tree --data data/hay/train_400.h5 $M --trials 28 --out-dir $R/tree_train28
+cp $R/tree_train28/tree.json $DOCS/tree_train28.json
+[ -f $R/spike_kernel_g40.json ] || $S spike-kernel --record $R/train_400.npz --data data/hay/train_400.h5 --g-nS 40 \
+    --lags 60 --trials 100 --out $R/spike_kernel_g40.json
+cp $R/spike_kernel_g40.json $DOCS/spike_kernel_g40.json
+rep replay_kernel_val40 --spike-kernel $R/spike_kernel_g40.json --noise-mV 0 3 --workers 2
+K="--g-nS 40 --feedback none --spike-kernel $R/spike_kernel_g40.json"
+fit g40_kernel_m0 $K & fit g40_kernel_m1 $K --mask-spike-ms 1 & wait
+[ -f $DOCS/calibrate_kernel_train40.json ] || $S loop --record $R/train_400.npz --data data/hay/train_400.h5 --trials 40 \
+    $M --workers 2 --model $R/g40_kernel_m0 $R/g40_kernel_m1 --offset-mV -12 -8 -5 -3 0 3 6 \
+    --out $DOCS/calibrate_kernel_train40.json
+for m in g40_kernel_m0 g40_kernel_m1; do
+  o=$($PY -c "import json; r = [x for x in json.load(open('$DOCS/calibrate_kernel_train40.json'))['rows'] if x['model'].endswith('/$m')]
+print(max(r, key=lambda x: x['F1_10ms'])['offset_mV'])")
+  [ -f $DOCS/loop_calibrated_$m.json ] || $S loop --record $R/val_40.npz --data data/hay/val_40.h5 $M --workers 2 \
+      --model $R/$m --offset-mV $o --out $DOCS/loop_calibrated_$m.json
+done
 $S report $DOCS/replay_val40.json $DOCS/replay_hold_val40.json $DOCS/replay_noise_val40.json $DOCS/loop_val40.json \
     $DOCS/calibrate_train40.json $DOCS/loop_calibrated_g80_none_m1.json $DOCS/loop_calibrated_g80_none_m1_s1.json \
-    $DOCS/loop_calibrated_g80_spike_m1.json \
+    $DOCS/loop_calibrated_g80_spike_m1.json $DOCS/tree_train28.json $DOCS/replay_kernel_val40.json \
+    $DOCS/calibrate_kernel_train40.json $DOCS/loop_calibrated_g40_kernel_m0.json $DOCS/loop_calibrated_g40_kernel_m1.json \
     > $DOCS/summary.md

@@ -106,6 +106,35 @@ def test_recorded_drive_carries_the_cells_spikes_into_the_soma_alone(tmp_path):
     assert len(row["spikes_ms"]) == 2
     r = subprocess.run([sys.executable, SCRIPT, "report", str(out)], capture_output=True, text=True)
     assert r.returncode == 0 and f"| {net} | {row['F1_10ms']} |" in r.stdout
+    # the spike kernel: fitted, replayed with the recorded spikes (must give the cell back), learned beside
+    kern = tmp_path / "kernel.json"
+    r = subprocess.run([sys.executable, SCRIPT, "spike-kernel", "--record", str(rec), "--data", str(data), "--lags", "10",
+                        "--out", str(kern)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    k = json.loads(kern.read_text())
+    assert len(k["s_mV"]) == 11 and k["g_nS"] == 40.0 and k["trials"] == 2 and "provenance" in k
+    assert k["s_mV"][0] < 0  # in its own bin the spike flows out into the dendrites
+    out = tmp_path / "replay_kernel.json"
+    r = subprocess.run([sys.executable, SCRIPT, "replay", "--record", str(rec), *common, "--spike-kernel", str(kern),
+                        "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    fed, own = json.loads(out.read_text())["rows"]
+    assert (fed["spikes_fed_back"], own["spikes_fed_back"]) == ("recorded", "own")
+    assert fed["recall_2ms"] >= 0.9 and fed["median_abs_shift_ms"] < 1.0 and np.isfinite(own["rms_sub_mV"])
+    net3 = tmp_path / "net3"
+    r = subprocess.run([sys.executable, SCRIPT, "train", "--record", str(rec), "--data", str(data), "--out", str(net3),
+                        "--steps", "2", "--batch", "2", "--chunk-ms", "150", "--hidden", "8", "--feedback", "none",
+                        "--g-nS", "40", "--spike-kernel", str(kern)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert torch.load(net3 / "net.pt", weights_only=False)["meta"]["spike_kernel_mV"] == k["s_mV"]
+    r = subprocess.run([sys.executable, SCRIPT, "train", "--record", str(rec), "--data", str(data), "--out",
+                        str(tmp_path / "net4"), "--steps", "2", "--spike-kernel", str(kern)], capture_output=True, text=True)
+    assert r.returncode == 2 and "--feedback none" in r.stderr  # the kernel is the feedback
+    out = tmp_path / "loop_kernel.json"
+    r = subprocess.run([sys.executable, SCRIPT, "loop", "--record", str(rec), *common, "--model", str(net3),
+                        "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert np.isfinite(json.loads(out.read_text())["rows"][0]["loop_drive_rms_mV"])
 
 
 def test_bad_arguments_are_named(tmp_path):
@@ -118,3 +147,66 @@ def test_bad_arguments_are_named(tmp_path):
     r = subprocess.run([sys.executable, SCRIPT, "replay", "--record", "r.npz", "--data", "d.h5", "--morphology", "x.asc",
                         "--g-nS", "-5"], capture_output=True, text=True)
     assert r.returncode == 2 and "--g-nS" in r.stderr
+
+
+def test_spike_kernel_drive_adds_the_kernel_after_each_spike():
+    sb = np.array([[0.0, 1.0, 0.0, 0.0, 1.0, 0.0]])
+    assert phys.spike_kernel_drive([-50.0, 10.0, 5.0], sb).tolist() == [[0, 0, 10, 5, 0, 10]]
+    assert phys.spike_kernel_drive([-50.0, 10.0, 5.0], sb, from_lag=0).tolist() == [[0, -50, 10, 5, -50, 10]]
+
+
+def test_kernel_fit_recovers_a_known_tree_and_its_residual_gives_the_current_back():
+    """fit_kernel on currents made by a known kernel (+ a synaptic part independent of V) finds it; the residual
+    of the recorded past is the current less the kernel's part, exactly."""
+    rng = np.random.default_rng(0)
+    n, T, vr = 6, 400, -75.0
+    v = vr + 3.0 * rng.standard_normal((n, T))
+    sb = (rng.random((n, T)) < 0.02).astype(float)
+    b, s, c = [-0.15, 0.07, 0.02], [0.0, 3.0, 0.7], 0.01
+    syn = 0.01 * rng.standard_normal((n, T))
+    i = c + syn + sum(bj * phys.lagged(v - vr, j) for j, bj in enumerate(b))
+    i = i + sum(sj * phys.lagged(sb, j) for j, sj in enumerate(s) if j)
+    k = phys.fit_kernel(v, i, sb, vr, 2, 2, slice(0, 5))
+    assert k["b"] == pytest.approx(b, abs=2e-3) and k["s"] == pytest.approx(s, abs=2e-2)
+    assert k["g_nS"] == pytest.approx(150.0, abs=2.0) and k["loop_gain"] == pytest.approx(0.09 / 0.15, abs=0.02)
+    assert k["r2_test"] > 0.99 and k["rms_test_nA"] < 0.012
+    a = phys.kernel_residual(k, v, i, sb)
+    back = k["c"] + a + sum(bj * phys.lagged(v - vr, j) for j, bj in enumerate(k["b"]))
+    back = back + sum(sj * phys.lagged(sb, j) for j, sj in enumerate(k["s"]) if j)
+    assert back == pytest.approx(i, abs=1e-9)
+    assert np.std(a - syn) < 0.003  # what is left is the synaptic part
+    assert phys.lagged(np.arange(4.0), 1).tolist() == [0, 0, 1, 2]
+
+
+@pytest.mark.neuron
+def test_tree_clamp_measures_the_dendrites_and_its_kernel_replays_the_cell(tmp_path):
+    """tree: the soma clamped to the free run's voltage with the synapses on gives the free run's dendritic current
+    back (the measurement's check); the fitted kernel is a physical conductance; fed the recorded past, the kernel
+    drive replays the cell's spikes into the soma alone (alignment of lags and bins)."""
+    morph = SHARED / "hay2011" / "cell1.asc"
+    if not morph.exists():
+        pytest.skip(f"no Hay 2011 morphology in {morph.parent}")
+    data = tmp_path / "d.h5"
+    r = subprocess.run([sys.executable, "-m", "neurosurrogate.cli", "simulate", "--cell", "hay-l5pc", "--morphology",
+                        str(morph), "--trials", "3", "--duration-ms", "300", "--protocol", "mixed", "--option",
+                        "exc_rate_range_Hz=3000,9000", "--option", "p_quiet=0", "--seed", "5", "--workers", "1",
+                        "--quiet", "--out", str(data)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "tree"
+    r = subprocess.run([sys.executable, SCRIPT, "tree", "--data", str(data), "--morphology", str(morph), "--trials", "3",
+                        "--lags", "10", "--spike-lags", "10", "--workers", "1", "--chunk", "2", "--out-dir", str(out)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "tree.json").read_text())
+    assert res["trials"] == 3 and res["fit_trials"] == 2 and len(res["rows"]) == 4
+    assert res["clamp_check_rms_nA"] < 0.05 * res["current_sd_nA"]
+    k = res["kernels"]["V + spikes"]
+    assert 50.0 < k["g_nS"] < 400.0 and len(k["b"]) == 11 and len(k["s"]) == 11 and k["s"][0] == 0.0
+    replay = res["rows"][0]
+    assert replay["model"] == "kernel V + spikes, recorded past" and replay["n_spikes_true"] > 0
+    assert replay["recall_2ms"] >= 0.9 and replay["median_abs_shift_ms"] < 1.0
+    assert all(np.isfinite(row["rms_sub_mV"]) for row in res["rows"])
+    r = subprocess.run([sys.executable, SCRIPT, "tree", "--data", str(data), "--morphology", str(morph), "--trials", "3",
+                        "--lags", "10", "--spike-lags", "10", "--workers", "1", "--chunk", "2", "--duration-ms", "200",
+                        "--out-dir", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "--duration-ms" in r.stderr and "Traceback" not in r.stderr
