@@ -76,6 +76,9 @@ from pathlib import Path
 import numpy as np
 
 from neurosurrogate.biophys.generate import hay_traces, map_chunks
+from neurosurrogate.biophys.hay import dataset_cell as data_cell
+from neurosurrogate.biophys.hay import load_steady_hay_dataset as load_data
+from neurosurrogate.inputs import ou_noise
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms", "slow_current", "fast_current",
@@ -155,17 +158,6 @@ def condition_tables(kind: str, size: float, events: list, n_synapses: int, n_ms
     if kind in PULSE_KINDS:
         raise ValueError(f"{kind}: a pulse condition needs the truth's spikes (see main)")
     return [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, n_synapses, rng) for ev in events]
-
-
-def ou_noise(shape, sd: float, tau_ms: float, rng: np.random.Generator) -> np.ndarray:
-    """Ornstein-Uhlenbeck noise, one sample per ms along the last axis of ``shape``: stationary SD ``sd``,
-    correlation time ``tau_ms``, started from its stationary distribution (exact AR(1) update at 1 ms)."""
-    from scipy.signal import lfilter
-
-    a = np.exp(-1.0 / tau_ms)
-    xi = rng.standard_normal(shape)
-    xi[..., 1:] *= np.sqrt(1.0 - a * a)
-    return sd * lfilter([1.0], [1.0, -a], xi, axis=-1)
 
 
 def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -> np.ndarray:
@@ -525,27 +517,6 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     write_outputs(Path(args.out), rows, vars(args), key)
     return 0
-
-
-def load_data(path: str):
-    """A ``hay-l5pc`` dataset of ``neurosurrogate simulate`` whose trials start from the steady state
-    (DatasetError, a ValueError, naming ``--data`` otherwise)."""
-    from neurosurrogate.data.dataset import DatasetError, load_dataset
-
-    ds = load_dataset(path)
-    if ds.v_dend_mV is None or "morphology" not in ds.cell:
-        raise DatasetError(f"--data {path}: not a hay-l5pc dataset (no morphology, no dendritic recordings)")
-    if not ds.cell.get("prerun", True):
-        raise DatasetError(f"--data {path}: its trials start at {ds.cell.get('v_init_mV')} mV without a pre-run; "
-                           "this experiment needs trials from the steady state (the simulate default)")
-    return ds
-
-
-def data_cell(ds, morphology: str):
-    """The dataset's cell (its configuration as generated), on the morphology file ``morphology``."""
-    from neurosurrogate.biophys.cells import cell_from_dict
-
-    return cell_from_dict({**ds.cell, "morphology": morphology})
 
 
 def steady_truth(ref, runs: list[tuple]):

@@ -233,10 +233,12 @@ def perturbed_cell(rel, d, morphology: str, condition: tuple[str, float], seed: 
     """Spike times and soma voltage (n_trials, T) of the dataset's cell, perturbed as ``condition``
     (``(kind, size)`` of the reliability benchmark, ``kind`` in ``CELL_KINDS``), on the dataset's events from
     the steady state."""
+    from neurosurrogate.biophys.hay import dataset_cell
+
     kind, size = condition
     T = int(d.duration_ms)
     tables = rel.condition_tables(kind, size, list(d.events), len(d.synapses), T, rel.condition_rng(seed, kind, size))
-    cell = rel.data_cell(d, morphology)
+    cell = dataset_cell(d, morphology)
     res = rel.run_neuron(cell.to_dict(), tables, d.duration_ms, workers)
     return [np.asarray(r[2]) for r in res], np.stack([np.asarray(r[0])[:T] for r in res])
 

@@ -40,15 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neurosurrogate.biophys.hay import dataset_cell, load_steady_hay_dataset
+from neurosurrogate.inputs import ou_noise
+
 DEFAULT_G_NS = (0.0, 20.0, 40.0, 80.0)
-
-
-def reliability():
-    """benchmarks/l5pc_spike_reliability.py as a module (its data_cell, load_data and ou_noise)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import l5pc_spike_reliability
-
-    return l5pc_spike_reliability
 
 
 # -- NEURON, whole cell ------------------------------------------------------------------------------------
@@ -121,9 +116,8 @@ def cmd_record(args) -> int:
     from neurosurrogate.biophys.generate import map_chunks
     from neurosurrogate.inputs import EventTable
 
-    rel = reliability()
-    d = rel.load_data(args.data)
-    cell = rel.data_cell(d, args.morphology).to_dict()
+    d = load_steady_hay_dataset(args.data)
+    cell = dataset_cell(d, args.morphology).to_dict()
     n_trials = d.n_trials if args.trials is None else min(args.trials, d.n_trials)
     parts = Path(str(args.out) + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
@@ -167,8 +161,7 @@ def cmd_record(args) -> int:
 
 def data_cell_dict(data: str, morphology: str) -> dict:
     """The configuration of the cell that made the dataset ``data``, on the morphology file ``morphology``."""
-    rel = reliability()
-    return rel.data_cell(rel.load_data(data), morphology).to_dict()
+    return dataset_cell(load_steady_hay_dataset(data), morphology).to_dict()
 
 
 def load_record(path) -> dict:
@@ -259,10 +252,9 @@ def replay_worker(items: list, cell_dict: dict, g_nS: float, rest: tuple[float, 
 
 def trials_of(args):
     """The record, the dataset, its cell on ``--morphology`` and the number of trials to run (``--trials``)."""
-    rel = reliability()
     rec = load_record(args.record)
-    d = rel.load_data(args.data)
-    return rec, d, rel.data_cell(d, args.morphology), min(len(rec["spikes"]), args.trials or 10**9)
+    d = load_steady_hay_dataset(args.data)
+    return rec, d, dataset_cell(d, args.morphology), min(len(rec["spikes"]), args.trials or 10**9)
 
 
 def scored(name: str, vs: list, rec: dict, n: int, cell, t0: float) -> tuple[dict, list]:
@@ -311,7 +303,7 @@ def replay_spike_kernel(args, rec: dict, cell, n: int) -> int:
     rows = []
     for own in (False, True):
         for noise in args.noise_mV:
-            b = base + (reliability().ou_noise(base.shape, noise, args.noise_tau_ms, np.random.default_rng([args.seed, int(g)]))
+            b = base + (ou_noise(base.shape, noise, args.noise_tau_ms, np.random.default_rng([args.seed, int(g)]))
                         if noise > 0 else 0.0)
             t0 = time.time()
             vs = map_chunks(spike_kernel_worker, [(b[q], sb[q]) for q in range(n)], args.workers, cell.to_dict(),
@@ -351,7 +343,7 @@ def cmd_replay(args) -> int:
             drives = base
             if noise > 0:  # a smooth error of the drive (Ornstein-Uhlenbeck, stationary from t = 0)
                 sd = noise * (1.0 if g > 0 else args.noise_g_nS * 1e-3)  # for a current drive: nA
-                drives = base + reliability().ou_noise(base.shape, sd, args.noise_tau_ms,
+                drives = base + ou_noise(base.shape, sd, args.noise_tau_ms,
                                                        np.random.default_rng([args.seed, int(g)]))
             t0 = time.time()
             vs = map_chunks(replay_worker, list(drives), args.workers, cell.to_dict(), g, rest) if args.workers > 1 \
@@ -483,9 +475,8 @@ def cmd_tree(args) -> int:
     from neurosurrogate.biophys.generate import map_chunks
     from neurosurrogate.inputs import EventTable
 
-    rel = reliability()
-    d = rel.load_data(args.data)
-    cell = rel.data_cell(d, args.morphology)
+    d = load_steady_hay_dataset(args.data)
+    cell = dataset_cell(d, args.morphology)
     n = min(args.trials, d.n_trials)
     dur = float(args.duration_ms or d.duration_ms)
     if dur > d.duration_ms:
@@ -633,7 +624,7 @@ def cmd_spike_kernel(args) -> int:
     from neurosurrogate.data.io import provenance
 
     rec = load_record(args.record)
-    d = reliability().load_data(args.data)
+    d = load_steady_hay_dataset(args.data)
     n = min(len(rec["spikes"]), args.trials or 10**9)
     k = fit_spike_kernel(rec, d, n, args.g_nS, args.lags)
     k.update({"record": str(args.record), "data": str(args.data), "provenance": provenance()})

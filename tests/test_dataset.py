@@ -238,3 +238,14 @@ def test_map_chunks_keeps_order_and_raises_worker_errors():
     assert map_chunks(np.negative, [], 2) == []
     with pytest.raises(TypeError):
         map_chunks(np.negative, ["not a number"], 2)
+
+
+def test_steady_hay_dataset_refuses_a_point_cell_dataset_naming_the_option(tmp_path):
+    from neurosurrogate.biophys.hay import dataset_cell, load_steady_hay_dataset
+
+    out = _generate(tmp_path / "point.h5", 2, workers=1)
+    with pytest.raises(ds.DatasetError, match=r"--val .*point\.h5: not a hay-l5pc dataset"):
+        load_steady_hay_dataset(out, option="--val")
+    d = ds.load_dataset(out)
+    with pytest.raises(ValueError, match="no morphology"):  # a point cell has none to replace
+        dataset_cell(d, "cell1.asc")

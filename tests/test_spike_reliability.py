@@ -313,8 +313,15 @@ def test_condition_tables_are_a_function_of_seed_and_condition():
 
 
 def test_ou_noise_has_its_size_and_correlation_time():
-    """Shaped (trials x ms, as scripts/hay_physics_soma.py draws it); noise_current is its 1-D case."""
-    x = rel.ou_noise((200, 2000), 2.0, 10.0, np.random.default_rng(0))
+    """neurosurrogate.inputs.ou_noise, shaped (trials x ms, as scripts/hay_physics_soma.py draws it); the
+    benchmark's noise_current is its 1-D case."""
+    from neurosurrogate.inputs import ou_noise
+
+    x = ou_noise((200, 2000), 2.0, 10.0, np.random.default_rng(0))
     assert x.std() == pytest.approx(2.0, rel=0.03) and abs(x[:, 0].std() - 2.0) < 0.25  # stationary from t = 0
     r10 = np.mean(x[:, 10:] * x[:, :-10]) / x.var()
     assert r10 == pytest.approx(np.exp(-1.0), abs=0.03)  # correlation e^-1 after one correlation time
+    assert np.array_equal(rel.noise_current("fast_current", 0.05, 500, np.random.default_rng(1)),
+                          ou_noise(500, 0.05, rel.NOISE_TAU_MS["fast_current"], np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="tau_ms"):
+        ou_noise(10, 1.0, 0.0, np.random.default_rng(0))

@@ -44,6 +44,7 @@ __all__ = [
     "protocol_events",
     "protocol_events_with_probes",
     "parse_synapses",
+    "ou_noise",
 ]
 
 
@@ -572,3 +573,17 @@ def protocol_events(
         rates = [exc_rate / max(n_e, 1) if k == "exc" else inh_rate / max(n_i, 1) for k in kinds]
         return poisson_events(rates, default_weights_nS, duration_ms, rng, weight_cv=cv)
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+
+
+def ou_noise(shape, sd: float, tau_ms: float, rng: np.random.Generator) -> np.ndarray:
+    """Ornstein-Uhlenbeck noise, one sample per ms along the last axis of ``shape``: stationary SD ``sd`` (in the
+    caller's unit: nA of a noise current, mV of a drive), correlation time ``tau_ms``, started from its stationary
+    distribution (exact AR(1) update at 1 ms)."""
+    from scipy.signal import lfilter
+
+    if not (np.isfinite(sd) and sd >= 0 and np.isfinite(tau_ms) and tau_ms > 0):
+        raise ValueError(f"ou_noise: sd must be >= 0 and tau_ms > 0, got sd={sd}, tau_ms={tau_ms}")
+    a = np.exp(-1.0 / tau_ms)
+    xi = rng.standard_normal(shape)
+    xi[..., 1:] *= np.sqrt(1.0 - a * a)
+    return sd * lfilter([1.0], [1.0, -a], xi, axis=-1)

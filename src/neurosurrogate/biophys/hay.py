@@ -415,6 +415,32 @@ def is_hay(cell) -> bool:
     return isinstance(cell, HayCell)
 
 
+def load_steady_hay_dataset(path, option: str = "--data"):
+    """A ``hay-l5pc`` dataset of ``neurosurrogate simulate`` whose trials start from the steady state (the
+    simulate default); :class:`~neurosurrogate.data.dataset.DatasetError` (a ValueError) naming ``option``
+    otherwise (a point-cell dataset, or trials from ``--v-init-mV`` without a pre-run)."""
+    from neurosurrogate.data.dataset import DatasetError, load_dataset
+
+    ds = load_dataset(path)
+    if ds.v_dend_mV is None or "morphology" not in ds.cell:
+        raise DatasetError(f"{option} {path}: not a hay-l5pc dataset (no morphology, no dendritic recordings)")
+    if not ds.cell.get("prerun", True):
+        raise DatasetError(f"{option} {path}: its trials start at {ds.cell.get('v_init_mV')} mV without a pre-run; "
+                           "this needs trials from the steady state (the simulate default)")
+    return ds
+
+
+def dataset_cell(ds, morphology: str):
+    """The cell that made dataset ``ds`` (its configuration as generated), on the morphology file ``morphology``
+    (datasets record the path they were made with, which need not exist here)."""
+    from neurosurrogate.biophys.cells import cell_from_dict
+
+    if "morphology" not in ds.cell:
+        raise ValueError(f"the dataset's cell ({ds.cell.get('name', '?')}) has no morphology to replace: "
+                         "not a hay-l5pc dataset")
+    return cell_from_dict({**ds.cell, "morphology": morphology})
+
+
 def _h():
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
     from neuron import h
