@@ -67,7 +67,7 @@ cp $R/tree_train28/tree.json $DOCS/tree_train28.json
 [ -f $R/spike_kernel_g40.json ] || $S spike-kernel --record $R/train_400.npz --data data/hay/train_400.h5 --g-nS 40 \
     --lags 60 --trials 100 --out $R/spike_kernel_g40.json
 cp $R/spike_kernel_g40.json $DOCS/spike_kernel_g40.json
-rep replay_kernel_val40 --spike-kernel $R/spike_kernel_g40.json --noise-mV 0 3 --workers 2
+rep replay_kernel_val40 --spike-kernel $R/spike_kernel_g40.json --noise-mV 0 1.5 3 5.5 --workers 2
 K="--g-nS 40 --feedback none --spike-kernel $R/spike_kernel_g40.json"
 fit g40_kernel_m0 $K & fit g40_kernel_m1 $K --mask-spike-ms 1 & wait
 [ -f $DOCS/calibrate_kernel_train40.json ] || $S loop --record $R/train_400.npz --data data/hay/train_400.h5 --trials 40 \
