@@ -231,6 +231,23 @@ class SomaAlone:
     def advance(self, t_ms: float) -> None:
         self.h.continuerun(t_ms)
 
+    def run(self, t0_ms: float, n_ms: int, drive_at) -> tuple[np.ndarray, np.ndarray]:
+        """Step all copies ``n_ms`` ms from ``t0_ms``, 1 ms at a time: before ms ``t`` the drive of each copy is
+        ``drive_at(t, v, s)``, where ``v`` (copies, n_ms) holds the soma's 1 ms mean voltages (mV) and ``s`` its
+        spike bins (1 where it crossed the spike threshold), filled for the ms before ``t`` (the closed loop's view
+        of the soma's past). Returns (v, s) of the whole run."""
+        per_ms, thr = int(round(1.0 / self.spec.dt_ms)), self.spec.spike_threshold_mV
+        v, s = np.zeros((len(self.v), n_ms)), np.zeros((len(self.v), n_ms))
+        for t in range(n_ms):
+            self.set(drive_at(t, v, s))
+            self.advance(t0_ms + t + 1)
+            i0 = int(round((t0_ms + t) / self.spec.dt_ms))
+            for q, vec in enumerate(self.v):
+                w = vec.as_numpy()[i0: i0 + per_ms + 1]
+                v[q, t] = w[1:].mean()
+                s[q, t] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
+        return v, s
+
     def voltages(self, t0_ms: float, n_ms: int) -> list[np.ndarray]:
         """Soma voltage of each copy at full resolution from ``t0_ms`` over ``n_ms``."""
         per_ms = int(round(1.0 / self.spec.dt_ms))
@@ -242,11 +259,9 @@ def replay_worker(items: list, cell_dict: dict, g_nS: float, rest: tuple[float, 
     """Worker: each item a (T,) drive (E_d in mV, or current in nA for g = 0), held per ms; returns the soma
     voltage at full resolution of each."""
     soma = SomaAlone(cell_dict, len(items), g_nS)
-    T = len(items[0])
+    x, T = np.stack(items), len(items[0])
     t0 = soma.start(rest[0], rest[1])
-    for k in range(T):
-        soma.set([x[k] for x in items])
-        soma.advance(t0 + k + 1)
+    soma.run(t0, T, lambda t, v, s: x[:, t])
     return soma.voltages(t0, T)
 
 
@@ -272,20 +287,10 @@ def spike_kernel_worker(items: list, cell_dict: dict, s_mV: list, g_nS: float, r
     """Worker: the soma + axon alone under E_d = item's base drive (T,) + the spike kernel ``s_mV`` (lag >= 1) of
     the soma's own spikes (``own``) or of the item's recorded spike bins (T,). Soma voltage at full resolution."""
     soma = SomaAlone(cell_dict, len(items), g_nS)
-    B, T = len(items), len(items[0][0])
-    per_ms, thr = int(round(1.0 / soma.spec.dt_ms)), soma.spec.spike_threshold_mV
     base, sb_rec = np.stack([it[0] for it in items]), np.stack([it[1] for it in items])
-    sb = np.zeros((B, T))
     t0 = soma.start(*rest)
-    for t in range(T):
-        hist = sb if own else sb_rec
-        soma.set(base[:, t] + sum(s_mV[j] * hist[:, t - j] for j in range(1, min(len(s_mV), t + 1))))
-        soma.advance(t0 + t + 1)
-        i0 = int(round((t0 + t) / soma.spec.dt_ms))
-        for q, vec in enumerate(soma.v):
-            w = vec.as_numpy()[i0: i0 + per_ms + 1]
-            sb[q, t] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
-    return soma.voltages(t0, T)
+    soma.run(t0, base.shape[1], lambda t, v, s: base[:, t] + past_sum(s_mV, s if own else sb_rec, t))
+    return soma.voltages(t0, base.shape[1])
 
 
 def replay_spike_kernel(args, rec: dict, cell, n: int) -> int:
@@ -398,6 +403,12 @@ def lagged(x: np.ndarray, j: int) -> np.ndarray:
     return out
 
 
+def past_sum(coefs, hist: np.ndarray, t: int):
+    """sum_{j = 1 .. min(len(coefs) - 1, t)} coefs[j] hist[:, t - j]: a kernel over the past bins of ``hist``
+    (copies, T) before bin ``t`` (0 when there are none)."""
+    return sum(coefs[j] * hist[:, t - j] for j in range(1, min(len(coefs), t + 1)))
+
+
 def fit_kernel(v_mV, i_nA, sb, v_rest_mV: float, lags: int, spike_lags: int, fit: slice) -> dict:
     """Least squares per 1 ms bin: I(t) = c + sum_{j=0..lags} b_j (V(t-j) - V_rest) + sum_{j=1..spike_lags} s_j S(t-j)
     (nA; V the bin mean in mV, S = 1 in a spike's bin; no s_0: a closed loop cannot know its spike before the bin
@@ -433,26 +444,17 @@ def kernel_loop_worker(items: list, cell_dict: dict, k: dict, own: bool) -> list
     (g = the kernel's -b_0, so the bin's own voltage term is the clamp's conductance), each item (A (T,) nA,
     recorded V (T,) mV, recorded spike bins (T,)). ``own``: the kernel sees the soma's own past; else the
     recorded one (which must give the replay of the recorded drive). Returns soma voltages at full resolution."""
-    b, s_k, g = np.asarray(k["b"]), np.asarray(k["s"]), k["g_nS"] * 1e-3
-    vr = k["v_rest_mV"]
+    g, vr = k["g_nS"] * 1e-3, k["v_rest_mV"]
     soma = SomaAlone(cell_dict, len(items), k["g_nS"])
-    B, T = len(items), len(items[0][0])
-    per_ms, thr = int(round(1.0 / soma.spec.dt_ms)), soma.spec.spike_threshold_mV
-    a, dv_rec, sb_rec = (np.stack([it[q] for it in items]) for q in range(3))
-    dv_rec = dv_rec - vr
-    dv, sb = np.zeros((B, T)), np.zeros((B, T))
+    a, v_rec, sb_rec = (np.stack([it[q] for it in items]) for q in range(3))
+    T = a.shape[1]
+
+    def drive_at(t, v, s):
+        hv, hs = (v, s) if own else (v_rec, sb_rec)
+        return vr + (k["c"] + a[:, t] + past_sum(k["b"], hv - vr, t) + past_sum(k["s"], hs, t)) / g
+
     t0 = soma.start(vr + k["c"] / g, vr)
-    for t in range(T):
-        hv, hs = (dv, sb) if own else (dv_rec, sb_rec)
-        fb = sum(b[j] * hv[:, t - j] for j in range(1, min(len(b), t + 1)))
-        fb = fb + sum(s_k[j] * hs[:, t - j] for j in range(1, min(len(s_k), t + 1)))
-        soma.set(vr + (k["c"] + a[:, t] + fb) / g)
-        soma.advance(t0 + t + 1)
-        i0 = int(round((t0 + t) / soma.spec.dt_ms))
-        for q, vec in enumerate(soma.v):
-            w = vec.as_numpy()[i0: i0 + per_ms + 1]
-            dv[q, t] = w[1:].mean() - vr
-            sb[q, t] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
+    soma.run(t0, T, drive_at)
     return soma.voltages(t0, T)
 
 
@@ -761,31 +763,22 @@ def loop_worker(items: list, cell_dict: dict, model_dir: str, seed: int, offset_
     net, m = load_net(model_dir)
     B, T = len(items), items[0].shape[0]
     soma = SomaAlone(cell_dict, B, m["g_nS"])
-    per_ms = int(round(1.0 / soma.spec.dt_ms))
-    thr = soma.spec.spike_threshold_mV
     t0 = soma.start(m["e_rest_mV"], m["v_rest_mV"])
     x = torch.from_numpy(np.stack(items))
-    state = net.init_state(B)
-    v_prev = np.full(B, m["v_rest_mV"])
-    s_prev = np.zeros(B)
+    state = [net.init_state(B)]
     drive = np.empty((B, T))
-    kern = np.asarray(m.get("spike_kernel_mV") or [0.0])
-    own = np.zeros((B, T))  # the soma's spike bins so far
+    kern = m.get("spike_kernel_mV") or [0.0]
+
+    def drive_at(t, v, s):
+        v_prev = v[:, t - 1] if t > 0 else np.full(B, m["v_rest_mV"])
+        s_prev = s[:, t - 1] if t > 0 else np.zeros(B)
+        fb = torch.from_numpy(feedback_channels(m["feedback"], v_prev, s_prev, m["v_rest_mV"]))
+        y, state[0] = net.step(torch.cat([x[:, t], fb], -1), state[0])
+        drive[:, t] = m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy() + offset_mV + past_sum(kern, s, t)
+        return drive[:, t]
+
     with torch.no_grad():
-        for k in range(T):
-            fb = torch.from_numpy(feedback_channels(m["feedback"], v_prev, s_prev, m["v_rest_mV"]))
-            y, state = net.step(torch.cat([x[:, k], fb], -1), state)
-            drive[:, k] = m["e_rest_mV"] + V_SCALE_MV * y[:, 0].numpy() + offset_mV
-            for j in range(1, min(len(kern), k + 1)):
-                drive[:, k] += kern[j] * own[:, k - j]
-            soma.set(drive[:, k])
-            soma.advance(t0 + k + 1)
-            i0 = int(round((t0 + k) / soma.spec.dt_ms))
-            for b, vec in enumerate(soma.v):
-                w = vec.as_numpy()[i0: i0 + per_ms + 1]
-                v_prev[b] = w[1:].mean()
-                s_prev[b] = float(np.any((w[:-1] < thr) & (w[1:] >= thr)))
-            own[:, k] = s_prev
+        soma.run(t0, T, drive_at)
     return list(zip(soma.voltages(t0, T), drive))
 
 
