@@ -14,6 +14,21 @@ phys = load_module("scripts/hay_physics_soma.py")
 SCRIPT = phys.__file__
 
 
+def small_hay_dataset(tmp_path, trials: int):
+    """(morphology, dataset) of ``trials`` strongly driven 300 ms hay-l5pc trials (the cell fires); skips without
+    the Hay morphology."""
+    morph = SHARED / "hay2011" / "cell1.asc"
+    if not morph.exists():
+        pytest.skip(f"no Hay 2011 morphology in {morph.parent}")
+    data = tmp_path / "d.h5"
+    r = subprocess.run([sys.executable, "-m", "neurosurrogate.cli", "simulate", "--cell", "hay-l5pc", "--morphology",
+                        str(morph), "--trials", str(trials), "--duration-ms", "300", "--protocol", "mixed", "--option",
+                        "exc_rate_range_Hz=3000,9000", "--option", "p_quiet=0", "--seed", "5", "--workers", "1",
+                        "--quiet", "--out", str(data)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return morph, data
+
+
 def test_driving_voltage_is_the_thevenin_source_of_the_current():
     v, i = np.array([-70.0, -60.0]), np.array([0.2, -0.4])  # nA
     e = phys.driving_voltage(v, i, 40.0)  # 40 nS = 0.04 uS: 0.2 nA / 0.04 uS = 5 mV
@@ -41,15 +56,7 @@ def test_recorded_drive_carries_the_cells_spikes_into_the_soma_alone(tmp_path):
     """record: the whole cell's spikes equal the dataset's; replay: the soma + axon alone, driven by the
     recorded E_d at 200 nS, fires every spike of the cell within 2 ms (median shift < 1 ms), and without its drive it stays silent;
     train + loop: a GRU runs the soma in closed loop to finite voltages (no fidelity asked of 4 steps)."""
-    morph = SHARED / "hay2011" / "cell1.asc"
-    if not morph.exists():
-        pytest.skip(f"no Hay 2011 morphology in {morph.parent}")
-    data = tmp_path / "d.h5"
-    r = subprocess.run([sys.executable, "-m", "neurosurrogate.cli", "simulate", "--cell", "hay-l5pc", "--morphology",
-                        str(morph), "--trials", "2", "--duration-ms", "300", "--protocol", "mixed", "--option",
-                        "exc_rate_range_Hz=3000,9000", "--option", "p_quiet=0", "--seed", "5", "--workers", "1",
-                        "--quiet", "--out", str(data)], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
+    morph, data = small_hay_dataset(tmp_path, 2)
     rec = tmp_path / "rec.npz"
     common = ["--data", str(data), "--morphology", str(morph)]
     r = subprocess.run([sys.executable, SCRIPT, "record", *common, "--out", str(rec), "--workers", "1", "--chunk", "1"],
@@ -183,15 +190,7 @@ def test_tree_clamp_measures_the_dendrites_and_its_kernel_replays_the_cell(tmp_p
     """tree: the soma clamped to the free run's voltage with the synapses on gives the free run's dendritic current
     back (the measurement's check); the fitted kernel is a physical conductance; fed the recorded past, the kernel
     drive replays the cell's spikes into the soma alone (alignment of lags and bins)."""
-    morph = SHARED / "hay2011" / "cell1.asc"
-    if not morph.exists():
-        pytest.skip(f"no Hay 2011 morphology in {morph.parent}")
-    data = tmp_path / "d.h5"
-    r = subprocess.run([sys.executable, "-m", "neurosurrogate.cli", "simulate", "--cell", "hay-l5pc", "--morphology",
-                        str(morph), "--trials", "3", "--duration-ms", "300", "--protocol", "mixed", "--option",
-                        "exc_rate_range_Hz=3000,9000", "--option", "p_quiet=0", "--seed", "5", "--workers", "1",
-                        "--quiet", "--out", str(data)], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
+    morph, data = small_hay_dataset(tmp_path, 3)
     out = tmp_path / "tree"
     r = subprocess.run([sys.executable, SCRIPT, "tree", "--data", str(data), "--morphology", str(morph), "--trials", "3",
                         "--lags", "10", "--spike-lags", "10", "--workers", "1", "--chunk", "2", "--out-dir", str(out)],
