@@ -35,9 +35,7 @@ def top_layer(model, d, batch: int = 20) -> np.ndarray:
     with torch.no_grad():
         for b in range(0, d.n_trials, batch):
             x = torch.from_numpy(np.stack([model.encoding.features(ev, d.duration_ms) for ev in d.events[b:b + batch]]))
-            state = net.init_state(x.shape[0])
-            z, _ = net._input(x, state[1] if net.traces else None)
-            h, _ = net.gru(z, state[0])
+            h, _ = net.top_layer(x, net.init_state(x.shape[0]))
             out.append(h.numpy().astype(float))
     return np.concatenate(out)
 

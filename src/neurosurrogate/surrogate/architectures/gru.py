@@ -185,9 +185,15 @@ class GRUSurrogate(Surrogate):
         lib = self._kernel(x_seq, state)
         if lib is not None:  # inference on the CPU: the fused steps in one call beat nn.GRU there
             return self._fused.sequence(lib, x_seq, state)
+        out, state = self.top_layer(x_seq, state)
+        return self.head(out), state
+
+    def top_layer(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
+        """The top GRU layer's output (B, T, H) on a sequence from ``state`` (what the heads read; PyTorch's
+        operations, so also for analyses of the hidden state), and the new state."""
         z, s = self._input(x_seq, state[1] if self.traces else None)
         out, h = self.gru(self.drop(z), state[0])
-        return self.head(out), ((h, s) if self.traces else (h,))
+        return out, ((h, s) if self.traces else (h,))
 
     def flops_per_step(self) -> int:
         H, L, n_in = self.hidden, self.layers, self.n_in
