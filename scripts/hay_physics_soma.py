@@ -299,7 +299,7 @@ def replay_spike_kernel(args, rec: dict, cell, n: int) -> int:
     soma's own spikes (the closed loop with an exact input part), with ``--noise-mV`` on the base."""
     from neurosurrogate.biophys.generate import map_chunks
 
-    k = json.loads(Path(args.spike_kernel).read_text())
+    k = load_spike_kernel(args.spike_kernel)
     g = k["g_nS"]
     T = rec["v_mV"].shape[1]
     sb = spike_bins(rec["spikes"][:n], T)
@@ -617,6 +617,18 @@ def fit_spike_kernel(rec: dict, d, n: int, g_nS: float, lags: int, skip_ms: int 
             "rms_linear_fit_mV": round(float(r.std()), 3)}
 
 
+def load_spike_kernel(path) -> dict:
+    """A JSON of the ``spike-kernel`` subcommand (ValueError naming ``--spike-kernel`` if it is not one)."""
+    try:
+        k = json.loads(Path(path).read_text())
+        s_mV, g = [float(x) for x in k["s_mV"]], float(k["g_nS"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--spike-kernel {path}: not a spike-kernel JSON of this script ({exc!r})") from None
+    if len(s_mV) < 2 or not np.all(np.isfinite(s_mV)) or not (np.isfinite(g) and g > 0):
+        raise ValueError(f"--spike-kernel {path}: needs >= 2 finite s_mV values and g_nS > 0")
+    return {**k, "s_mV": s_mV, "g_nS": g}
+
+
 def spike_kernel_drive(s_mV, sb: np.ndarray, from_lag: int = 1) -> np.ndarray:
     """sum_{j >= from_lag} s_j S(t - j): the kernel's drive (mV) of the spike bins ``sb`` (..., T)."""
     return sum(sj * lagged(sb, j) for j, sj in enumerate(s_mV) if j >= from_lag) + np.zeros_like(sb)
@@ -653,7 +665,7 @@ def cmd_train(args) -> int:
     n = len(rec["spikes"])
     T = rec["v_mV"].shape[1]
     enc = encoding_of(d)
-    kernel = json.loads(Path(args.spike_kernel).read_text()) if args.spike_kernel else None
+    kernel = load_spike_kernel(args.spike_kernel) if args.spike_kernel else None
     if kernel is not None and (args.feedback != "none" or kernel["g_nS"] != args.g_nS):
         raise ValueError(f"--spike-kernel {args.spike_kernel} (g {kernel['g_nS']} nS) needs --feedback none and "
                          f"--g-nS {kernel['g_nS']}: the kernel is the feedback")
@@ -1009,6 +1021,11 @@ def main(argv=None) -> int:
         p.error(f"--spike-lags must be >= 0, got {args.spike_lags}")
     if getattr(args, "duration_ms", None) is not None and not (np.isfinite(args.duration_ms) and args.duration_ms >= 1):
         p.error(f"--duration-ms must be >= 1 ms, got {args.duration_ms}")
+    if getattr(args, "spike_kernel", None) is not None:
+        try:
+            load_spike_kernel(args.spike_kernel)
+        except ValueError as exc:
+            p.error(str(exc))
     for path in getattr(args, "json", None) or []:
         if not path.is_file():
             p.error(f"{path}: no such file")

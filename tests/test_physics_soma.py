@@ -154,6 +154,17 @@ def test_bad_arguments_are_named(tmp_path):
     r = subprocess.run([sys.executable, SCRIPT, "replay", "--record", "r.npz", "--data", "d.h5", "--morphology", "x.asc",
                         "--g-nS", "-5"], capture_output=True, text=True)
     assert r.returncode == 2 and "--g-nS" in r.stderr
+    for name in ("r.npz", "d.h5", "x.asc"):
+        (tmp_path / name).write_text("")
+    bad = tmp_path / "tree.json"
+    for text in ('{"rows": []}', "not json", '{"s_mV": [1.0], "g_nS": 40}', '{"s_mV": [1.0, 2.0], "g_nS": -1}'):
+        bad.write_text(text)
+        r = subprocess.run([sys.executable, SCRIPT, "replay", "--record", "r.npz", "--data", "d.h5", "--morphology",
+                            "x.asc", "--spike-kernel", str(bad)], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2 and "--spike-kernel" in r.stderr and "Traceback" not in r.stderr, text
+    r = subprocess.run([sys.executable, SCRIPT, "tree", "--data", "d.h5", "--morphology", "x.asc", "--out-dir", "o",
+                        "--lags", "0"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "--lags" in r.stderr
 
 
 def test_spike_kernel_drive_adds_the_kernel_after_each_spike():
