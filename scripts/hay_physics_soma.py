@@ -24,9 +24,15 @@ Subcommands (run from the repository root with ``.venv/bin/python``):
 * ``loop``: run the trained GRU and the exact soma together, closed loop (the soma's own spikes and voltage
   fed back), on a dataset's event tables, and score spikes and voltage against the cell (and ``--baseline``
   surrogates on the same trials); also how far the GRU's drive is from the cell's, teacher forced and closed loop.
-* ``report``: the rows of ``replay`` / ``loop`` JSON files as Markdown tables.
+* ``tree``: the whole cell without synapses, its soma clamped to the free run's voltage: the tree's own answer
+  to the soma, fitted as a per-ms kernel of the soma's past voltage and spikes, and closed-loop oracles (that
+  kernel, or the exact tree, fed the soma's own past with the exact rest of the drive).
+* ``spike-kernel``: the drive after each of the cell's spikes as a fixed kernel; ``replay --spike-kernel`` runs
+  its oracles, ``train --spike-kernel`` learns the drive less that kernel from the input alone, and ``loop`` adds
+  the kernel of the soma's own spikes.
+* ``report``: the rows of ``replay`` / ``loop`` / ``tree`` JSON files as Markdown tables.
 
-Results and their reading: README, the detailed cell, item 15; ``scripts/hay_physics_soma_experiment.sh``.
+Results and their reading: README, the detailed cell, items 15 and 16; ``scripts/hay_physics_soma_experiment.sh``.
 """
 
 from __future__ import annotations
