@@ -496,9 +496,13 @@ def cmd_tree(args) -> int:
     rest_file = parts / "rest.json"
     if not rest_file.exists():
         r = map_chunks(record_worker, [EventTable.empty()], 1, cell.to_dict(), 200.0)[0]
-        rest_file.write_text(json.dumps({"v_rest_mV": float(r["v_mV"][-50:].mean()), "duration_ms": dur}))
-    if json.loads(rest_file.read_text())["duration_ms"] != dur:
-        raise ValueError(f"--out-dir {out}: its parts were made with another --duration-ms; choose another folder")
+        rest_file.write_text(json.dumps({"v_rest_mV": float(r["v_mV"][-50:].mean()), "duration_ms": dur,
+                                         "chunk": args.chunk, "data_hash": d.content_hash}))
+    made = json.loads(rest_file.read_text())
+    for key, value, option in (("duration_ms", dur, "--duration-ms"), ("chunk", args.chunk, "--chunk"),
+                               ("data_hash", d.content_hash, "--data")):
+        if made.get(key, value) != value:  # parts of another run would be mixed in
+            raise ValueError(f"--out-dir {out}: its parts were made with another {option}; choose another folder")
     for start in range(0, n, args.chunk):
         f = parts / f"{start:05d}.npz"
         if f.exists():

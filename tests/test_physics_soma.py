@@ -220,3 +220,7 @@ def test_tree_clamp_measures_the_dendrites_and_its_kernel_replays_the_cell(tmp_p
                         "--lags", "10", "--spike-lags", "10", "--workers", "1", "--chunk", "2", "--duration-ms", "200",
                         "--out-dir", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "--duration-ms" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, SCRIPT, "tree", "--data", str(data), "--morphology", str(morph), "--trials", "3",
+                        "--workers", "1", "--chunk", "1", "--out-dir", str(out)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and "--chunk" in r.stderr  # parts of another chunking are not mixed in
