@@ -118,43 +118,69 @@ def record_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dic
     return out
 
 
-def cmd_record(args) -> int:
+def run_in_parts(parts: Path, n: int, chunk: int, key: dict, label: str, compute) -> list:
+    """Resumable work on trials 0..n-1 in chunks of ``chunk``: ``compute(idx)`` gives the arrays of the trials
+    ``idx``, written atomically as one NPZ per chunk in ``parts``; chunks already there are skipped. ``key``
+    (option name -> value: what the parts depend on) is kept in ``parts/key.json``, and parts made under another
+    value are refused (ValueError naming the option), not mixed in. Returns the loaded parts in trial order."""
+    parts.mkdir(parents=True, exist_ok=True)
+    key_file = parts / "key.json"
+    if key_file.exists():
+        made = json.loads(key_file.read_text())
+        for option, value in key.items():
+            if made.get(option, value) != value:
+                raise ValueError(f"{parts}: its parts were made with another {option}; remove them or write elsewhere")
+    key_file.write_text(json.dumps(key))
+    t0 = time.time()
+    for start in range(0, n, chunk):
+        f = parts / f"{start:05d}.npz"
+        if f.exists():
+            continue
+        idx = list(range(start, min(start + chunk, n)))
+        np.savez(str(f) + ".tmp.npz", **compute(idx))
+        os.replace(str(f) + ".tmp.npz", f)
+        print(f"{label}: trials {idx[0]}..{idx[-1]} of {n} done ({time.time() - t0:.0f} s)", flush=True)
+    return [np.load(p) for p in sorted(parts.glob("[0-9][0-9][0-9][0-9][0-9].npz"))]  # not a crash's .tmp.npz
+
+
+def rest_of(parts: Path, cell: dict) -> tuple[float, float]:
+    """The whole cell at rest (no input for 200 ms, the last 50 ms): soma voltage (mV) and the dendrites' drive
+    into the soma (nA), cached in ``parts/rest.npz``."""
     from neurosurrogate.biophys.generate import map_chunks
     from neurosurrogate.inputs import EventTable
 
-    d = load_steady_hay_dataset(args.data)
-    cell = dataset_cell(d, args.morphology).to_dict()
-    n_trials = d.n_trials if args.trials is None else min(args.trials, d.n_trials)
-    parts = Path(str(args.out) + ".parts")
-    parts.mkdir(parents=True, exist_ok=True)
-    chunk = max(1, int(args.chunk))
-    t0 = time.time()
-    # the rest: no input for 200 ms (the driving voltage the soma sees at the steady state)
     rest_file = parts / "rest.npz"
     if not rest_file.exists():
         r = map_chunks(record_worker, [EventTable.empty()], 1, cell, 200.0)[0]
         np.savez(str(rest_file) + ".tmp.npz", v_mV=r["v_mV"], i_nA=r["i_nA"])
         os.replace(str(rest_file) + ".tmp.npz", rest_file)
-    for start in range(0, n_trials, chunk):
-        f = parts / f"{start:05d}.npz"
-        if f.exists():
-            continue
-        idx = list(range(start, min(start + chunk, n_trials)))
-        res = map_chunks(record_worker, [d.events[k] for k in idx], args.workers, cell, d.duration_ms)
-        np.savez(str(f) + ".tmp.npz", v_mV=np.stack([r["v_mV"] for r in res]), i_nA=np.stack([r["i_nA"] for r in res]),
-                 sxy=np.array([r["sxy"] for r in res]), sxx=np.array([r["sxx"] for r in res]),
-                 spikes=np.array([json.dumps(r["spikes_ms"].tolist()) for r in res]))
-        os.replace(str(f) + ".tmp.npz", f)
-        print(f"record: trials {idx[0]}..{idx[-1]} of {n_trials} done ({time.time() - t0:.0f} s)", flush=True)
-    files = sorted(parts.glob("0*.npz"))
-    arrs = [np.load(p) for p in files]
     rest = np.load(rest_file)
+    return float(rest["v_mV"][-50:].mean()), float(rest["i_nA"][-50:].mean())
+
+
+def cmd_record(args) -> int:
+    from neurosurrogate.biophys.generate import map_chunks
+
+    d = load_steady_hay_dataset(args.data)
+    cell = dataset_cell(d, args.morphology).to_dict()
+    n_trials = d.n_trials if args.trials is None else min(args.trials, d.n_trials)
+    parts = Path(str(args.out) + ".parts")
+
+    def compute(idx):
+        res = map_chunks(record_worker, [d.events[k] for k in idx], args.workers, cell, d.duration_ms)
+        return {"v_mV": np.stack([r["v_mV"] for r in res]), "i_nA": np.stack([r["i_nA"] for r in res]),
+                "sxy": np.array([r["sxy"] for r in res]), "sxx": np.array([r["sxx"] for r in res]),
+                "spikes": np.array([json.dumps(r["spikes_ms"].tolist()) for r in res])}
+
+    arrs = run_in_parts(parts, n_trials, args.chunk, {"--chunk": args.chunk, "--data": d.content_hash}, "record",
+                        compute)
+    v_rest, i_rest = rest_of(parts, cell)  # the driving voltage the soma sees at the steady state
     sxy = np.concatenate([a["sxy"] for a in arrs]).sum()
     sxx = np.concatenate([a["sxx"] for a in arrs]).sum()
     out = {"v_mV": np.concatenate([a["v_mV"] for a in arrs])[:n_trials],
            "i_nA": np.concatenate([a["i_nA"] for a in arrs])[:n_trials],
            "spikes": np.concatenate([a["spikes"] for a in arrs])[:n_trials],
-           "v_rest_mV": float(rest["v_mV"][-50:].mean()), "i_rest_nA": float(rest["i_nA"][-50:].mean()),
+           "v_rest_mV": v_rest, "i_rest_nA": i_rest,
            "g_fast_nS": float(-sxy / sxx * 1e3) if sxx > 0 else float("nan"),
            "data": str(args.data), "data_hash": d.content_hash}
     tmp = str(args.out) + ".tmp.npz"
@@ -400,11 +426,11 @@ def tree_worker(tables: list, cell_dict: dict, duration_ms: float) -> list[dict]
     return out
 
 
-def lagged(x: np.ndarray, j: int) -> np.ndarray:
-    """x[..., t - j] at t (0 before the start)."""
+def lagged(x: np.ndarray, j: int, fill=0.0) -> np.ndarray:
+    """x[..., t - j] at t (``fill`` before the start; with j = 1: what the soma's previous ms was)."""
     if j == 0:
         return x
-    out = np.zeros_like(x)
+    out = np.full_like(x, fill)
     out[..., j:] = x[..., :-j]
     return out
 
@@ -481,7 +507,6 @@ def tree_oracle_worker(items: list, cell_dict: dict, duration_ms: float) -> list
 
 def cmd_tree(args) -> int:
     from neurosurrogate.biophys.generate import map_chunks
-    from neurosurrogate.inputs import EventTable
 
     d = load_steady_hay_dataset(args.data)
     cell = dataset_cell(d, args.morphology)
@@ -491,36 +516,22 @@ def cmd_tree(args) -> int:
         raise ValueError(f"--duration-ms {dur} is longer than the dataset's trials ({d.duration_ms} ms)")
     out = Path(args.out_dir)
     parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    rest_file = parts / "rest.json"
-    if not rest_file.exists():
-        r = map_chunks(record_worker, [EventTable.empty()], 1, cell.to_dict(), 200.0)[0]
-        rest_file.write_text(json.dumps({"v_rest_mV": float(r["v_mV"][-50:].mean()), "duration_ms": dur,
-                                         "chunk": args.chunk, "data_hash": d.content_hash}))
-    made = json.loads(rest_file.read_text())
-    for key, value, option in (("duration_ms", dur, "--duration-ms"), ("chunk", args.chunk, "--chunk"),
-                               ("data_hash", d.content_hash, "--data")):
-        if made.get(key, value) != value:  # parts of another run would be mixed in
-            raise ValueError(f"--out-dir {out}: its parts were made with another {option}; choose another folder")
-    for start in range(0, n, args.chunk):
-        f = parts / f"{start:05d}.npz"
-        if f.exists():
-            continue
-        idx = list(range(start, min(start + args.chunk, n)))
+
+    def compute(idx):
         res = map_chunks(tree_worker, [d.events[q] for q in idx], args.workers, cell.to_dict(), dur)
-        np.savez(str(f) + ".tmp.npz", **{key: np.stack([r[key] for r in res]) for key in ("v_mV", "i_nA", "i_tree_nA")},
-                 spikes=np.array([json.dumps(r["spikes_ms"].tolist()) for r in res]),
-                 clamp_check_rms_nA=np.array([r.get("clamp_check_rms_nA", np.nan) for r in res]))
-        os.replace(str(f) + ".tmp.npz", f)
-        print(f"tree: trials {idx[0]}..{idx[-1]} of {n} done ({time.time() - t_start:.0f} s)", flush=True)
-    z = [np.load(p) for p in sorted(parts.glob("0*.npz"))]
+        return {**{key: np.stack([r[key] for r in res]) for key in ("v_mV", "i_nA", "i_tree_nA")},
+                "spikes": np.array([json.dumps(r["spikes_ms"].tolist()) for r in res]),
+                "clamp_check_rms_nA": np.array([r.get("clamp_check_rms_nA", np.nan) for r in res])}
+
+    z = run_in_parts(parts, n, args.chunk, {"--chunk": args.chunk, "--data": d.content_hash, "--duration-ms": dur},
+                     "tree", compute)
+    v_rest = rest_of(parts, cell.to_dict())[0]
     v, i_nat, i_tree = (np.concatenate([a[key] for a in z])[:n].astype(float) for key in ("v_mV", "i_nA", "i_tree_nA"))
     rec = {"v_mV": v, "spikes": [np.asarray(json.loads(str(x)), float) for a in z for x in a["spikes"]][:n]}
     check = np.concatenate([a["clamp_check_rms_nA"] for a in z])[:n]
     T = v.shape[1]
     sb = spike_bins(rec["spikes"], T)
-    v_rest = json.loads(rest_file.read_text())["v_rest_mV"]
     fit = slice(0, n - max(1, n // 5)) if n > 1 else slice(0, 1)
     kernels = {"V + spikes": fit_kernel(v, i_tree, sb, v_rest, args.lags, args.spike_lags, fit),
                "V only": fit_kernel(v, i_tree, sb, v_rest, args.lags, 0, fit)}
@@ -574,14 +585,6 @@ def spike_bins(spikes: list, T: int) -> np.ndarray:
         k = np.floor(np.asarray(st)).astype(int)
         s[b, k[(k >= 0) & (k < T)]] = 1.0
     return s
-
-
-def shifted(a: np.ndarray, fill) -> np.ndarray:
-    """a[..., t-1] at t (``fill`` at t = 0): what the soma's previous ms was."""
-    out = np.empty_like(a)
-    out[..., 0] = fill
-    out[..., 1:] = a[..., :-1]
-    return out
 
 
 def encoding_of(d):
@@ -685,7 +688,7 @@ def cmd_train(args) -> int:
     if kernel is not None:  # the drive less what the cell's own spikes brought back (the lag-0 term too)
         e_d = e_d - spike_kernel_drive(kernel["s_mV"], sb, from_lag=0)
     target = (e_d - e_rest) / V_SCALE_MV
-    fb = feedback_channels(args.feedback, shifted(rec["v_mV"], rec["v_rest_mV"]), shifted(sb, 0.0),
+    fb = feedback_channels(args.feedback, lagged(rec["v_mV"], 1, rec["v_rest_mV"]), lagged(sb, 1),
                            float(rec["v_rest_mV"]))
     x = np.concatenate([np.stack([enc.features(d.events[k], T) for k in range(n)]), fb], -1)
     weight = np.ones_like(target, dtype=np.float32)
@@ -833,7 +836,7 @@ def drive_errors(net, m: dict, rec: dict, feats: list) -> dict:
 
     n, T = len(feats), feats[0].shape[0]
     sb = spike_bins(rec["spikes"][:n], T)
-    fb = feedback_channels(m["feedback"], shifted(rec["v_mV"][:n], rec["v_rest_mV"]), shifted(sb, 0.0),
+    fb = feedback_channels(m["feedback"], lagged(rec["v_mV"][:n], 1, rec["v_rest_mV"]), lagged(sb, 1),
                            float(rec["v_rest_mV"]))
     with torch.no_grad():
         y, _ = net(torch.from_numpy(np.concatenate([np.stack(feats), fb], -1)))

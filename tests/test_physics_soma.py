@@ -41,7 +41,7 @@ def test_feedback_is_what_the_soma_did_in_the_previous_ms():
     spikes = [np.array([2.3, 4.0]), np.array([])]
     s = phys.spike_bins(spikes, 6)
     assert s.tolist() == [[0, 0, 1, 0, 1, 0], [0] * 6]
-    prev = phys.shifted(s, 0.0)
+    prev = phys.lagged(s, 1)
     assert prev[0].tolist() == [0, 0, 0, 1, 0, 1]  # the spike in bin 2 is seen at step 3
     v = np.array([[-75.0, -30.0, -100.0]])
     fb = phys.feedback_channels("voltage", v, np.array([[0.0, 1.0, 0.0]]), -75.0)
