@@ -31,6 +31,9 @@ subthreshold r that no surrogate with that voltage error can be expected to beat
   number of spikes next to the pulse: +1 for exactly one extra spike, more for a burst); ``effective`` and
   ``ineffective`` hold the scores of the trials where the pulse did / did not make its error (a pulse that
   spikes in some trials and not in others tells the spike's cost from the charge's).
+* ``dt_ms:S``: the input unchanged, and NEURON's fixed integration step set to S ms (the truth's is the cell's
+  0.025 ms; S must divide 1 ms): the simulator's own discretisation error, i.e. what the spike targets ask of
+  NEURON against NEURON (0.0125 ms: a more accurate cell; 0.05 ms: a common coarser choice).
 * ``hyperpolarise:A``: the control of ``drop_spike``: the same -A nA pulse at a moment without spikes
   (placed as ``extra_spike``'s, ``DROP_PULSE_MS`` long): what the hyperpolarisation costs without a
   spike to suppress.
@@ -82,7 +85,7 @@ from neurosurrogate.inputs import ou_noise
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("none", "steady_start", "event_weight", "synapse_weight", "jitter_ms", "slow_current", "fast_current",
-         "extra_spike", "drop_spike", "hyperpolarise")
+         "extra_spike", "drop_spike", "hyperpolarise", "dt_ms")  # append only: condition_rng uses the index
 NOISE_TAU_MS = {"slow_current": 50.0, "fast_current": 3.0}  # correlation times of the noise currents, ms
 PULSE_KINDS = ("extra_spike", "drop_spike", "hyperpolarise")
 PULSE_SPAN_MS = 200  # the one-spike-error pulses start within this many ms after the scoring start
@@ -110,6 +113,8 @@ def parse_condition(text: str) -> tuple[str, float]:
         raise ValueError(f"--conditions: {text!r} needs a numeric size, e.g. {kind}:0.05") from None
     if not np.isfinite(s) or s <= 0:
         raise ValueError(f"--conditions: size of {text!r} must be a finite number > 0")
+    if kind == "dt_ms" and abs(round(1.0 / s) * s - 1.0) > 1e-9:
+        raise ValueError(f"--conditions: the step of {text!r} must divide 1 ms exactly (e.g. dt_ms:0.05)")
     return kind, s
 
 
@@ -151,13 +156,13 @@ def condition_rng(seed: int, kind: str, size: float) -> np.random.Generator:
 def condition_tables(kind: str, size: float, events: list, n_synapses: int, n_ms: int,
                      rng: np.random.Generator) -> list:
     """The NEURON inputs of a condition without pulses: each trial's event table, perturbed (``event_weight``,
-    ``synapse_weight``, ``jitter_ms``) or as it is (``none``, ``steady_start``), or with a noise current
+    ``synapse_weight``, ``jitter_ms``) or as it is (``none``, ``steady_start``, ``dt_ms``), or with a noise current
     (``slow_current``, ``fast_current``: ``(events, i_soma_nA)``)."""
     if kind in NOISE_TAU_MS:
         return [(ev, noise_current(kind, size, n_ms, rng)) for ev in events]
     if kind in PULSE_KINDS:
         raise ValueError(f"{kind}: a pulse condition needs the truth's spikes (see main)")
-    return [ev if kind in ("none", "steady_start") else perturb(ev, kind, size, n_synapses, rng) for ev in events]
+    return [ev if kind in ("none", "steady_start", "dt_ms") else perturb(ev, kind, size, n_synapses, rng) for ev in events]
 
 
 def noise_current(kind: str, size: float, n_ms: int, rng: np.random.Generator) -> np.ndarray:
@@ -484,7 +489,8 @@ def main(argv=None) -> int:
         else:
             tables = condition_tables(kind, size, list(ref.events), len(spec.synapses), int(duration), rng)
         t0 = time.perf_counter()
-        cell = spec.replace(prerun=True) if kind == "steady_start" else spec
+        cell = (spec.replace(prerun=True) if kind == "steady_start"
+                else spec.replace(dt_ms=size) if kind == "dt_ms" else spec)
         if truth_runs is not None and kind in ("none", "steady_start"):
             res = truth_runs  # the same simulation as the truth
         else:

@@ -28,7 +28,9 @@ def test_conditions_parse_or_name_the_problem():
     assert rel.parse_condition("none") == ("none", 0.0)
     assert rel.parse_condition(" steady_start") == ("steady_start", 0.0)
     assert rel.parse_condition("jitter_ms:0.3") == ("jitter_ms", 0.3)
+    assert rel.parse_condition("dt_ms:0.0125") == ("dt_ms", 0.0125)
     for bad, what in [("wobble:1", "unknown perturbation"), ("jitter_ms", "numeric size"),
+                      ("dt_ms:0.03", "divide 1 ms"),
                       ("event_weight:-0.1", "> 0"), ("none:1", "takes no size"), ("synapse_weight:nan", "> 0")]:
         with pytest.raises(ValueError, match=what):
             rel.parse_condition(bad)
@@ -308,6 +310,7 @@ def test_condition_tables_are_a_function_of_seed_and_condition():
     j = make("jitter_ms", 1.0)
     assert not np.array_equal(j[0].t_ms, ev[0].t_ms) and j[0].synapse.size == 3
     assert make("none", 0.0)[0] is ev[0]
+    assert make("dt_ms", 0.05)[1] is ev[1]  # the step changes the cell, not its input
     with pytest.raises(ValueError, match="needs the truth's spikes"):
         make("extra_spike", 1.0)
 
