@@ -27,6 +27,12 @@ time of ``--sim-ms`` (default 100 ms) of activity:
     replayed from a CUDA graph (``neurosurrogate.surrogate.graph.GraphStepper``, what the network
     engine uses on a GPU); printed and plotted as extra rows.
 
+``--neuron-dt-ms S`` runs NEURON with a fixed step of S ms instead of the cell's 0.025 ms (S must divide
+1 ms): a coarser step is faster and less exact (``l5pc_spike_reliability.py --conditions dt_ms:S`` measures
+what it costs in spikes), so the ratio against NEURON at the coarsest step whose spikes are no worse than the
+surrogate's is the fair one for a user who would accept the surrogate's fidelity. The step is in the record,
+the table header and the plot's labels.
+
 Prints cell-ms simulated per wall second and the ratio; writes a JSON record and a PNG of wall
 time vs N. ``--reuse-neuron FILE`` takes the NEURON rows from an earlier record (same --sim-ms,
 --seed) instead of simulating again, e.g. to time a newly trained model.
@@ -222,6 +228,8 @@ def main() -> None:
     ap.add_argument("--cells", default="1,50,500,5000")
     ap.add_argument("--gpu-cells", default="1,50,500,5000,50000", help="N timed on a CUDA device (if any)")
     ap.add_argument("--neuron-cells", default="1,50", help="N measured with NEURON (the rest extrapolated)")
+    ap.add_argument("--neuron-dt-ms", type=float, default=None,
+                    help="NEURON's fixed step, ms (default: the cell's, 0.025); must divide 1 ms")
     ap.add_argument("--neuron-workers", type=int, default=2, help="processes for NEURON N > 1")
     ap.add_argument("--procs", type=int, default=2, help="surrogate processes (N > 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per surrogate process")
@@ -247,7 +255,12 @@ def main() -> None:
     measured_n = sorted({int(c) for c in args.neuron_cells.split(",")})
     if not Path(args.morphology).exists():
         sys.exit(f"--morphology {args.morphology} does not exist")
-    cell = get_cell("hay-l5pc", morphology=args.morphology)
+    try:
+        cell = get_cell("hay-l5pc", morphology=args.morphology,
+                        **({} if args.neuron_dt_ms is None else {"dt_ms": args.neuron_dt_ms}))
+    except ValueError as exc:
+        sys.exit(f"--neuron-dt-ms {args.neuron_dt_ms}: {exc}")
+    neuron_name = f"NEURON (dt {cell.dt_ms:g} ms)"
     cell_dict = cell.to_dict()
     tmp = tempfile.TemporaryDirectory()
     if args.model:
@@ -263,8 +276,10 @@ def main() -> None:
     # --- NEURON -----------------------------------------------------------------------------
     if args.reuse_neuron:
         old = json.loads(Path(args.reuse_neuron).read_text())
-        if old["sim_ms"] != args.sim_ms or old["seed"] != args.seed:
-            sys.exit(f"--reuse-neuron {args.reuse_neuron}: recorded for sim_ms {old['sim_ms']}, seed {old['seed']}")
+        old_dt = old.get("neuron_dt_ms", 0.025)  # records before the option: the cell's step
+        if old["sim_ms"] != args.sim_ms or old["seed"] != args.seed or abs(old_dt - cell.dt_ms) > 1e-12:
+            sys.exit(f"--reuse-neuron {args.reuse_neuron}: recorded for sim_ms {old['sim_ms']}, seed {old['seed']}, "
+                     f"NEURON dt {old_dt:g} ms (this run: {args.sim_ms:g}, {args.seed}, {cell.dt_ms:g})")
         neuron = {r["n_cells"]: r for r in old["neuron"] if r["measured"]}
         print(f"NEURON rows reused from {args.reuse_neuron} (measured {old.get('date')})")
     else:
@@ -272,7 +287,7 @@ def main() -> None:
         for n in measured_n:
             t = time.perf_counter()
             neuron[n] = neuron_run(cell_dict, n, args.sim_ms, args.seed, 1 if n == 1 else args.neuron_workers)
-            print(f"NEURON N={n}: {neuron[n]['wall_s']:.2f} s simulation wall over {neuron[n]['processes']} "
+            print(f"{neuron_name} N={n}: {neuron[n]['wall_s']:.2f} s simulation wall over {neuron[n]['processes']} "
                   f"process(es) ({time.perf_counter() - t:.1f} s incl. start-up and cell building)", flush=True)
     import torch
 
@@ -315,6 +330,7 @@ def main() -> None:
     rate = lambda r: r["n_cells"] * args.sim_ms / r["wall_s"]  # noqa: E731  cell-ms per wall s
     print(f"\n{args.sim_ms:g} ms of activity per cell; {label}; {arch['arch']} {arch['arch_params']}, "
           f"{arch['flops_per_step']:,} FLOPs per cell-step; streaming rows: {sur[cells[0]]['implementation']}")
+    print(f"NEURON's step: {cell.dt_ms:g} ms")
     print("| cells | NEURON wall s | NEURON cell-ms/s | surrogate wall s | surrogate cell-ms/s | ratio (wall) |")
     print("|---|---|---|---|---|---|")
     groups = [("", sur), (", PyTorch step", pt), (", whole sequence", seq)]
@@ -326,7 +342,7 @@ def main() -> None:
             tag = "" if a["measured"] else " (extrapolated)"
             print(f"| {n:,}{suffix} | {a['wall_s']:.3f}{tag} | {rate(a):,.0f} | {q['wall_s']:.4f} | "
                   f"{rate(q):,.0f} | {a['wall_s'] / q['wall_s']:,.0f}x |")
-    record = {"sim_ms": args.sim_ms, "seed": args.seed, "protocol": [PROTOCOL[0], PROTOCOL[1]],
+    record = {"sim_ms": args.sim_ms, "seed": args.seed, "neuron_dt_ms": cell.dt_ms, "protocol": [PROTOCOL[0], PROTOCOL[1]],
               "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model or UNTRAINED, "label": label, **arch,
               "neuron": [neuron[n] for n in sorted(neuron)], "surrogate": [sur[n] for n in cells],
               "ratio_wall": {str(n): neuron[n]["wall_s"] / sur[n]["wall_s"] for n in cells},
@@ -344,7 +360,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=float))
     keys = ("n_cells", "wall_s", "measured")
-    rows = [{"simulator": f"NEURON ({args.neuron_workers} processes for N > 1)", **{k: neuron[n][k] for k in keys}}
+    rows = [{"simulator": f"{neuron_name}, {args.neuron_workers} processes for N > 1", **{k: neuron[n][k] for k in keys}}
             for n in sorted(neuron)]
     rows += [{"simulator": f"{label}, streaming ({sur[cells[0]]['implementation']})", **{k: sur[n][k] for k in keys}}
              for n in cells]
