@@ -221,14 +221,26 @@ def test_disabled_by_environment(monkeypatch):
 
 
 @needs_kernel
-def test_kernel_cache_key_changes_with_the_source(monkeypatch, tmp_path):
+def test_kernel_cache_key_changes_with_the_source_and_the_options(monkeypatch, tmp_path):
     cc = fast._compiler()
     src = tmp_path / "gru_step.c"
-    src.write_text(fast.SOURCE.read_text())
+    text = fast.SOURCE.read_text()
+    src.write_text(text)
     monkeypatch.setattr(fast, "SOURCE", src)
     key = fast.kernel_key(cc)
-    src.write_text(fast.SOURCE.read_text() + "\n/* changed */\n")
+    src.write_text(text + "\n/* changed */\n")
     assert fast.kernel_key(cc) != key
+    src.write_text(text)
+    assert fast.kernel_key(cc) == key
+    monkeypatch.setattr(fast, "compile_flags", lambda: ["-O2", "-fPIC"])  # other options: another build
+    assert fast.kernel_key(cc) != key
+
+
+def test_compile_flags_ask_for_512_bit_vectors_only_where_the_cpu_has_them(monkeypatch):
+    monkeypatch.setattr(fast, "_cpu_flags", lambda: "flags : fpu sse2 avx2 fma")
+    assert "-march=native" in fast.compile_flags() and not any("vector-width" in f for f in fast.compile_flags())
+    monkeypatch.setattr(fast, "_cpu_flags", lambda: "flags : fpu sse2 avx2 avx512f avx512bw")
+    assert "-mprefer-vector-width=512" in fast.compile_flags()
 
 
 @needs_kernel
