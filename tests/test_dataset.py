@@ -30,7 +30,7 @@ def test_round_trip_and_provenance(tmp_path):
     assert d.n_trials == 5 and d.v_mV.shape == (5, 300)
     assert d.config["seed"] == 3 and d.config["protocol"] == "paper"
     assert d.cell["gnabar_S_cm2"] == 0.12
-    for k in ("git_commit", "neuron_version", "python_version", "neurosurrogate_version"):
+    for k in ("git_commit", "neuron_version", "python_version", "neurosurrogate_version", "cpu"):
         assert k in d.provenance
     assert [s["kind"] for s in d.synapses] == ["exc", "inh"]
     with h5py.File(out) as f:

@@ -62,6 +62,18 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; else ``platform.processor()``): timings and compiled kernels
+    depend on it, and a shared machine's CPU can change between runs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict[str, str]:
     """Versions and origin of the code that produced a file."""
     return {
@@ -69,6 +81,7 @@ def provenance() -> dict[str, str]:
         "git_commit": git_commit(),
         "python_version": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "neuron_version": _version("neuron"),
         "numpy_version": _version("numpy"),
         "torch_version": _version("torch"),

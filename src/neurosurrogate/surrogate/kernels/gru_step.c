@@ -24,7 +24,10 @@
 /* Cells per block (each weight row, once loaded, serves CB cells) and gate outputs per register
  * tile (JB = 3 AVX-512 vectors; 3H must be a multiple): CB x JB / 16 = 18 of the 32 vector registers
  * accumulate. Measured on this CPU (AMD EPYC, AVX-512; 2 x 64 GRU, 25/50/500 cells): CB 6, JB 48
- * 0.97/0.91/0.92 us per cell-step; CB 4: 1.46/1.38/-; CB 8, JB 32: 1.05/0.93/0.88; JB 16: 1.4-2.2. */
+ * 0.97/0.91/0.92 us per cell-step; CB 4: 1.46/1.38/-; CB 8, JB 32: 1.05/0.93/0.88; JB 16: 1.4-2.2.
+ * On an Intel Xeon (AVX-512, 2.6 GHz; 250/2,500 cells, 1 thread) the tiles need -mprefer-vector-width=512
+ * (fast.compile_flags): CB 6, JB 48 1.5-1.7/1.4 us; CB 8 1.5/1.4; CB 4 1.7/1.5; JB 96 1.8-2.1/1.6-2.0;
+ * 256-bit vectors (GCC's default tuning there) 2.1-2.3/2.1. */
 #ifndef CB
 #define CB 6
 #endif
