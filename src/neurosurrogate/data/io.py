@@ -62,16 +62,23 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def cpuinfo_line(*prefixes: str) -> str | None:
+    """The first line of /proc/cpuinfo that starts with one of ``prefixes``, or None (no such line, or no
+    /proc/cpuinfo: not Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(prefixes):
+                return line
+    except OSError:
+        pass
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo; else ``platform.processor()``): timings and compiled kernels
     depend on it, and a shared machine's CPU can change between runs."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    line = cpuinfo_line("model name")
+    return line.split(":", 1)[1].strip() if line else (platform.processor() or "unknown")
 
 
 def provenance() -> dict[str, str]:

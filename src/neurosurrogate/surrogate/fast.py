@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from neurosurrogate.cache import build_once
+from neurosurrogate.data.io import cpuinfo_line
 
 SOURCE = Path(__file__).parent / "kernels" / "gru_step.c"
 MAX_HIDDEN = 256  # MAXH of the kernel; hidden must also be a multiple of 16 (JB = 48 divides 3 H)
@@ -59,13 +60,8 @@ def _compiler() -> str:
 
 
 def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
+    """This CPU's instruction-set flags line (x86 ``flags``, Arm ``Features``), else ``platform.processor()``."""
+    return cpuinfo_line("flags", "Features") or platform.processor()
 
 
 def compile_flags() -> list[str]:
