@@ -10,9 +10,10 @@ time of ``--sim-ms`` (default 100 ms) of activity:
     of this machine; wall = the slower worker's summed run times). Building the cell and its
     steady state (once per process) is excluded and reported separately. Larger N are
     **extrapolated** linearly from N = 50 (labelled so in the table, JSON and plot).
-  * The surrogate: N cells as one batch, streaming ``step`` once per ms (as a network
-    simulation calls it; the compiled fused step of ``neurosurrogate.surrogate.fast`` where a C
-    compiler exists, and again with PyTorch's operations: rows "PyTorch step"), input features
+  * The surrogate: N cells as one batch, streaming one step per ms as the network engine does
+    (``neurosurrogate.surrogate.stepper.make_stepper``: the compiled fused step of
+    ``neurosurrogate.surrogate.fast`` with preallocated buffers where a C compiler exists, and
+    again with PyTorch's operations: rows "PyTorch step"), input features
     precomputed (not timed), best of ``--repeats``; split
     over ``--procs`` spawned processes with ``--threads`` torch threads each (default 2 x 1:
     one thread per process is usually fastest here). ``--model`` takes a trained model folder;
@@ -124,40 +125,41 @@ def _time_surrogate(model_dir: str, cell_dict: dict, indices: list[int], sim_ms:
     x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables])).to(dev)
     if mode in ("step", "graph"):  # (T, N, n_in): each step's input contiguous, as the engine's (one copy held)
         x = x.transpose(0, 1).contiguous()
+    from neurosurrogate.surrogate.stepper import make_stepper
+
     n = len(indices)
     net = model.net.to(dev).eval()
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    graph = None
-    if mode == "graph":  # the step captured once (untimed), replayed per ms
-        from neurosurrogate.surrogate.graph import GraphStepper
-
-        graph = GraphStepper(net, n, dev)
-    with torch.no_grad():  # untimed: loads the fused kernel and copies the weights into its layout
-        net.step(x[0] if mode in ("step", "graph") else x[:, 0], net.init_state(n, dev))
+    stepper = None
+    with torch.no_grad():  # untimed: loads the fused kernel, copies the weights into its layout, captures a graph
+        if mode == "sequence":
+            net(x[:, :1], net.init_state(n, dev))
+        else:  # what the network engine steps a population with
+            stepper = make_stepper(net, n, dev, cuda_graph=mode == "graph")
+            stepper.step(x[0])
     if start is not None:  # let every process start timing together
         start.wait()
     best = float("inf")
     with torch.no_grad():
         for _ in range(repeats + int(cuda)):
-            state = net.init_state(n, dev)
-            if graph is not None:
-                graph.reset(state)
+            if stepper is not None:
+                stepper.reset()
+            else:
+                state = net.init_state(n, dev)
             sync()
             t = time.perf_counter()
-            if graph is not None:
+            if stepper is not None:
                 for x_k in x:
-                    graph.step(x_k)
-            elif mode == "sequence":
-                y, state = net(x, state)
+                    stepper.step(x_k)
             else:
-                for x_k in x:
-                    y, state = net.step(x_k, state)
+                net(x, state)
             sync()
             best = min(best, time.perf_counter() - t)
-    # the fused kernel serves both modes (step, and forward over the sequence) once it is loaded
-    impl = ("CUDA graph" if graph is not None else
-            "fused C kernel" if getattr(net, "_fused", None) is not None else "PyTorch")
+    if stepper is not None:
+        impl = {"GraphStepper": "CUDA graph", "FusedStepper": "fused C kernel"}.get(type(stepper).__name__, "PyTorch")
+    else:  # the fused kernel serves forward over the sequence too once it is loaded
+        impl = "fused C kernel" if getattr(net, "_fused", None) is not None else "PyTorch"
     return best, impl
 
 

@@ -5,8 +5,9 @@ For N = 1, 50, 5000 independent point-hh cells under the same random input
 second for
   * NEURON: N cells in one NEURON run, event-driven alpha synapses, dt 0.025 ms
     (one core, as NEURON runs here; inputs queued through NetCons);
-  * the surrogate: N cells as one batch, streaming ``step`` once per ms (as a
-    network simulation uses it), torch on all cores; also whole-sequence
+  * the surrogate: N cells as one batch, streaming one step per ms as the network
+    engine does (``neurosurrogate.surrogate.stepper.make_stepper``: the fused C
+    kernel where it applies), torch on all cores; also whole-sequence
     ``forward`` (GRU kernels over time) for reference;
 and prints the ratio, the surrogate's FLOPs per cell-step, the FLOP rate it
 achieves and the matrix-multiply rate torch reaches on this CPU. With
@@ -52,11 +53,17 @@ def neuron_rate(cell, tables, sim_ms) -> float:
 def surrogate_rate(model, tables, sim_ms, mode="step") -> tuple[float, float]:
     x = torch.from_numpy(np.stack([model.encoding.features(ev, sim_ms) for ev in tables]))
     net = model.net.cpu().eval()
-    state = net.init_state(x.shape[0])
+    if mode == "step":  # as the network engine steps a population (the fused kernel's stepper where it applies)
+        from neurosurrogate.surrogate.stepper import make_stepper
+
+        x = x.transpose(0, 1).contiguous()  # (T, N, n_in): each step's input contiguous, as the engine's
+        stepper = make_stepper(net, x.shape[1])
+        stepper.step(x[0])  # untimed: loads the kernel, copies the weights into its layout
+        stepper.reset()
     t = time.perf_counter()
     if mode == "step":
-        for k in range(x.shape[1]):
-            y, state = net.step(x[:, k], state)
+        for x_k in x:
+            stepper.step(x_k)
     else:
         net(x)
     wall = time.perf_counter() - t

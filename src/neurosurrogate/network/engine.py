@@ -12,8 +12,9 @@ Each millisecond ``k``:
 1. input features of bin ``k`` = the delay ring buffer's slot ``k mod L`` + the
    external events of bin ``k`` (kept sorted by bin, scattered into the slot;
    the slot is cleared after the step);
-2. ``y, state = model.step(x, state)`` per population (on a CUDA device replayed
-   from a CUDA graph, :class:`~neurosurrogate.surrogate.graph.GraphStepper`);
+2. ``y = stepper.step(x)`` per population: the surrogate's step with its state kept by the
+   stepper (:func:`~neurosurrogate.surrogate.stepper.make_stepper`: on a CUDA device replayed
+   from a CUDA graph; on the CPU the compiled kernel with preallocated buffers);
 3. a spike is called where the spike probability crosses the model's
    calibrated threshold upwards (a causal version of
    :func:`~neurosurrogate.surrogate.model.decode_spikes`), at time
@@ -36,8 +37,8 @@ import torch
 
 from neurosurrogate.network.circuit import Circuit, CircuitRun
 from neurosurrogate.surrogate.fast import tune_malloc
-from neurosurrogate.surrogate.graph import GraphStepper, enabled as graph_enabled
 from neurosurrogate.surrogate.model import SurrogateModel
+from neurosurrogate.surrogate.stepper import make_stepper
 
 __all__ = ["simulate", "EngineError"]
 
@@ -175,7 +176,7 @@ def simulate(
     # --- external events: per population, sorted by step, scattered into each step's input -----
     # (a dense (T, n, n_in) array would be ~60 MB per 150-cell circuit x 250 ms: building and reading
     # it cost more than the surrogate's steps)
-    ext, bufs, states, above = [], [], [], []
+    ext, bufs, states, above = [], [], [], []  # states: the starting ones, handed to the steppers
     for p, q in enumerate(pops):
         n_in = 2 * q.w_def.size
         ks, rows, cols, drive, onset = [], [], [], [], []
@@ -202,10 +203,7 @@ def simulate(
         bufs.append(torch.zeros(L, q.n, n_in, device=dev, dtype=dtype))
         states.append(q.net.init_state(q.n, device=dev, dtype=dtype))
         above.append(torch.zeros(q.n, dtype=torch.bool, device=dev))
-    if cuda_graph is None:
-        cuda_graph = graph_enabled()
-    steppers = [GraphStepper(q.net, q.n, dev, dtype, states[p]) if cuda_graph and dev.type == "cuda" else None
-                for p, q in enumerate(pops)]
+    steppers = [make_stepper(q.net, q.n, dev, dtype, states[p], cuda_graph) for p, q in enumerate(pops)]
 
     # --- recorded voltages ---------------------------------------------------------------------
     rec = ref.record_v
@@ -232,10 +230,7 @@ def simulate(
             if e1 > e0:
                 x.index_put_(tuple(i[e0:e1] for i in at_drive), drive[e0:e1], accumulate=True)
                 x.index_put_(tuple(i[e0:e1] for i in at_onset), onset[e0:e1], accumulate=True)
-            if steppers[p] is not None:
-                y = steppers[p].step(x)  # the graph's output buffer: read before the next replay
-            else:
-                y, states[p] = q.net.step(x, states[p])
+            y = steppers[p].step(x)  # may be the stepper's output buffer: read before its next step
             if rec_idx[p].numel():
                 v_out[p][k] = q.v_rest + q.v_scale * y[rec_idx[p], 0]
                 if record_inputs:
