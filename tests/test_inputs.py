@@ -50,6 +50,10 @@ def test_shape_errors():
         EventTable(np.zeros((2, 2)), [0, 0], [1.0, 1.0])
     with pytest.raises(EventTableError, match="numbers"):
         EventTable(["a"], [0], [1.0])
+    with pytest.raises(EventTableError, match="'synapse': expected integer synapse indices, got dtype <U1"):
+        EventTable([0.0], ["a"], [1.0])  # not "could not convert string to float"
+    with pytest.raises(EventTableError, match=r"'synapse', row 0: 1\.5 is not an integer index"):
+        EventTable([0.0], np.array([1.5]), [1.0])  # the value, not numpy's repr of it
 
 
 def test_unknown_synapse_index():

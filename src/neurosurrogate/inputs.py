@@ -181,10 +181,12 @@ def _as_1d(name: str, a, dtype) -> np.ndarray:
         raise EventTableError(f"field '{name}': expected a 1-D array, got shape {arr.shape}")
     if dtype is np.int64:
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
+                raise EventTableError(f"field '{name}': expected integer synapse indices, got dtype {arr.dtype}")
             f = arr.astype(float)
             bad = np.flatnonzero(~np.isfinite(f) | (f != np.round(f)))
             if bad.size:
-                raise EventTableError(f"field '{name}', row {int(bad[0])}: {arr[bad[0]]!r} is not an integer index")
+                raise EventTableError(f"field '{name}', row {int(bad[0])}: {arr[bad[0]].item()!r} is not an integer index")
         return arr.astype(np.int64)
     try:
         return arr.astype(np.float64)
