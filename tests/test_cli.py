@@ -91,3 +91,18 @@ def test_bad_synapse_index_in_events(tmp_path):
     r = cli("simulate", "--events", "ev.npz", "--out", "gt.npz", cwd=tmp_path)
     assert r.returncode == 2 and "row 1" in r.stderr and "synapse" in r.stderr
     assert not (tmp_path / "gt.npz").exists()
+
+
+def test_every_option_of_every_command_explains_itself():
+    """--help is documentation: each option of each subcommand has a help text."""
+    import argparse
+
+    from neurosurrogate.cli import build_parser
+
+    missing = []
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                missing += [f"{name} {a.option_strings[-1] if a.option_strings else a.dest}" for a in sub._actions
+                            if a.help is None and not isinstance(a, argparse._HelpAction)]
+    assert not missing, f"options without help: {missing}"

@@ -288,11 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("events", help="write a random event table (NPZ or CSV)",
                        description="Draw synaptic events from a protocol and write t_ms, synapse, weight_nS.")
     _add_cell_args(q)
-    q.add_argument("--protocol", choices=PROTOCOLS, default="paper")
+    q.add_argument("--protocol", choices=PROTOCOLS, default="paper",
+                   help="input protocol (default paper; see the README's *Event tables*)")
     q.add_argument("--option", action="append", metavar="NAME=VALUE",
                    help="protocol option, e.g. --option max_exc_rate_Hz=800 (repeatable)")
-    q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0,
+                   help="length of the table, whole ms (default 2000): events in [0, duration)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0): the same seed, the same table")
     q.add_argument("--out", required=True, help="output file (.npz or .csv)")
     q.set_defaults(func=cmd_events)
 
@@ -331,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_simulate)
 
     q = sub.add_parser("demo", help="the main job on the embedded default (writes into --out-dir)")
-    q.add_argument("--out-dir", dest="out_dir", default="out/demo")
+    q.add_argument("--out-dir", dest="out_dir", default="out/demo", help="output folder (default out/demo)")
     q.add_argument("--quick", action="store_true", help="smaller run (used by the tests)")
     q.set_defaults(func=cmd_demo)
 

@@ -16,15 +16,17 @@ def add_commands(sub, CLIError) -> None:
     q = sub.add_parser(
         "network", help="simulate one circuit (surrogates, or NEURON for the cross-check)",
         description="Realise a network config (seeded) and simulate it. Writes spike_cell, spike_t_ms (ms), "
-        "record_v, v_mV (recorded cells x ms, mV) and the paper's measures to an NPZ; prints the measures. "
-        "pop_rate_Hz (populations x ms, 1 ms bins). "
-        "--simulator neuron builds the same circuit (same connections, delays, events) from point-hh cells in "
-        "NEURON.")
+        "record_v, v_mV (recorded cells x ms, mV), pop_rate_Hz (populations x ms, 1 ms bins) and the paper's "
+        "measures to an NPZ; prints the measures. "
+        "--simulator neuron builds the same circuit (same connections, delays, events) from the populations' "
+        "biophysical cells in NEURON (point cells, or hay-l5pc with its morphology from "
+        "$NEUROSURROGATE_HAY_MORPHOLOGY).")
     q.add_argument("--config", required=True, help="network TOML (e.g. examples/paper_circuit.toml)")
     q.add_argument("--seed", type=int, help="instance seed (default: network.seed of the config)")
     q.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override a config field, e.g. --set network.exc_scale=0.8 (repeatable)")
-    q.add_argument("--simulator", choices=("surrogate", "neuron"), default="surrogate")
+    q.add_argument("--simulator", choices=("surrogate", "neuron"), default="surrogate",
+                   help="surrogate (default) or neuron: the same realised circuit in NEURON")
     q.add_argument("--device", help="torch device for the surrogates (default: cuda if available)")
     q.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads (default 1: per-millisecond steps of a circuit are small; extra "

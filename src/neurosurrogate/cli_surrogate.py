@@ -53,7 +53,8 @@ def add_commands(sub, CLIError) -> None:
         "such as hay-l5pc) to an NPZ. Event synapse indices refer to the model's cell's synapse table.")
     q.add_argument("--model", default="point-hh", help="shipped model name or model folder (default point-hh)")
     q.add_argument("--events", required=True, help="event table (.npz or .csv)")
-    q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0)
+    q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0,
+                   help="predicted time, whole ms (default 2000); events at or after it are ignored")
     q.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     q.add_argument("--out", required=True, help="output .npz")
     q.add_argument("--plot", help="also write a PNG of the predicted trace")
@@ -130,7 +131,8 @@ def add_commands(sub, CLIError) -> None:
                    "runs from t = 0. Default: per set, 300 ms for trials that start at finitialize without a "
                    "pre-run (the Hay 2011 reference recordings, simulate --no-prerun data: the cell drifts for "
                    "~300 ms), 0 for trials that start from the steady state")
-    q.add_argument("--out-dir", dest="out_dir", default="out/evaluate")
+    q.add_argument("--out-dir", dest="out_dir", default="out/evaluate",
+                   help="report folder: tables, plots, metrics JSON (default out/evaluate)")
     q.add_argument("--update-card", action="store_true", help="write the held-out metrics into the model card")
 
     def cmd_evaluate(args):
@@ -273,9 +275,11 @@ def add_commands(sub, CLIError) -> None:
                    help="held-out dataset of quiet/subthreshold input (default: trials without spikes of --test-data)")
     q.add_argument("--test-data", dest="test_data", required=True, help="held-out active dataset (.h5)")
     q.add_argument("--max-minutes", dest="max_minutes", type=float, default=None, help="budget per architecture")
-    q.add_argument("--max-steps", dest="max_steps", type=_positive_int, default=None)
-    q.add_argument("--out-dir", dest="out_dir", default="out/compare")
-    q.add_argument("--quiet", action="store_true")
+    q.add_argument("--max-steps", dest="max_steps", type=_positive_int, default=None,
+                   help="training steps per architecture (default: the config's budget)")
+    q.add_argument("--out-dir", dest="out_dir", default="out/compare",
+                   help="folder for the trained models and the comparison table (default out/compare)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def cmd_compare(args):
         from neurosurrogate.evaluate.compare import compare_architectures
