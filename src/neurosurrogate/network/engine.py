@@ -176,7 +176,7 @@ def simulate(
     # --- external events: per population, sorted by step, scattered into each step's input -----
     # (a dense (T, n, n_in) array would be ~60 MB per 150-cell circuit x 250 ms: building and reading
     # it cost more than the surrogate's steps)
-    ext, bufs, states, above = [], [], [], []  # states: the starting ones, handed to the steppers
+    ext, bufs, above = [], [], []
     for p, q in enumerate(pops):
         n_in = 2 * q.w_def.size
         ks, rows, cols, drive, onset = [], [], [], [], []
@@ -201,9 +201,9 @@ def simulate(
         r_, c_ = on(rows, torch.long), on(cols, torch.long)
         ext.append((kptr, (r_, c_), (r_, c_ + 1), on(drive, dtype), on(onset, dtype)))
         bufs.append(torch.zeros(L, q.n, n_in, device=dev, dtype=dtype))
-        states.append(q.net.init_state(q.n, device=dev, dtype=dtype))
         above.append(torch.zeros(q.n, dtype=torch.bool, device=dev))
-    steppers = [make_stepper(q.net, q.n, dev, dtype, states[p], cuda_graph) for p, q in enumerate(pops)]
+    # each from the model's rest (init_state)
+    steppers = [make_stepper(q.net, q.n, dev, dtype, cuda_graph=cuda_graph) for q in pops]
 
     # --- recorded voltages ---------------------------------------------------------------------
     rec = ref.record_v

@@ -267,8 +267,8 @@ def applies(net) -> bool:
 class FusedStepper:
     """Streaming steps of a GRU surrogate for a fixed number of cells through the compiled kernel.
 
-    What :meth:`GRUSurrogate.step` does with the kernel, without its per-call costs (~10-15 µs here,
-    a fifth of a 25-cell step): the weights are copied into the kernel's layout once, here, and each
+    What :meth:`GRUSurrogate.step` does with the kernel, without its per-call costs (~13-19 µs here,
+    a third of a 25-cell step): the weights are copied into the kernel's layout once, here, and each
     step writes into the stepper's own state and output buffers (two state buffers, used in turn),
     so it allocates nothing and checks only the input. The network engine steps each population
     with one of these on the CPU (:func:`neurosurrogate.surrogate.stepper.make_stepper`).

@@ -52,10 +52,7 @@ class TorchStepper:
 
     def step(self, x_t: Tensor) -> Tensor:
         """One 1 ms step. x_t: (batch, n_in); returns y (batch, n_out)."""
-        if torch.is_grad_enabled():
-            with torch.no_grad():
-                y, self.state = self.net.step(x_t, self.state)
-        else:
+        with torch.no_grad():
             y, self.state = self.net.step(x_t, self.state)
         return y
 
