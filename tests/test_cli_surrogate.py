@@ -97,6 +97,10 @@ def test_evaluate_report(tiny, tmp_path):
         assert (tmp_path / "rep" / f).exists(), f
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert set(m["test"]) >= {"variance_explained", "precision_2ms", "recall_10ms", "median_abs_shift_ms"}
+    conf = json.loads((tmp_path / "rep" / "spike_confidence.json").read_text())["test"]
+    assert sum(r["n_pred"] for r in conf) == m["test"]["n_spikes_pred"]
+    assert conf[0]["precision_at_least"] == pytest.approx(m["test"]["precision_10ms"])
+    assert "Predicted spikes by confidence" in (tmp_path / "rep" / "report.md").read_text()
     r = cli("evaluate", "--model", str(tiny / "run" / "model"))
     assert r.returncode == 2 and "--data" in r.stderr
 

@@ -14,6 +14,7 @@ from neurosurrogate.evaluate.metrics import (
     pearson_r,
     pooled_fidelity,
     pooled_spike_fidelity,
+    spike_confidence_table,
     spike_precision_recall,
     subthreshold_mask,
     variance_explained,
@@ -402,3 +403,44 @@ def test_crop_trial_drops_the_first_ms():
         crop_trial(np.arange(10.0), [], 2.5)
     with pytest.raises(ValueError, match="skip_ms"):
         crop_trial(np.arange(10.0), [], -1)
+
+
+# ------------------------------------------------------------------ spike confidence
+def test_spike_confidence_table_known_answer():
+    true = [np.array([100.0, 200.0, 300.0, 400.0]), np.array([50.0])]
+    # trial 0: sure spikes at 100 and 200 (matched), an unsure one at 300.5 (matched), an unsure
+    # false one at 700; trial 1: a sure false one at 900, the true spike at 50 missed
+    pred = [np.array([100.2, 199.0, 300.5, 700.0]), np.array([900.0])]
+    conf = [np.array([0.9, 0.8, 0.3, 0.4]), np.array([0.6])]
+    rows = spike_confidence_table(true, pred, conf, window_ms=10.0, edges=(0.0, 0.5, 1.0))
+    lo, hi = rows
+    assert (lo["conf_from"], lo["conf_to"], hi["conf_from"], hi["conf_to"]) == (0.0, 0.5, 0.5, 1.0)
+    assert lo["n_pred"] == 2 and lo["matched_fraction"] == pytest.approx(0.5)
+    assert hi["n_pred"] == 3 and hi["matched_fraction"] == pytest.approx(2 / 3)
+    # keeping all: 3 of 5 predicted match, 3 of 5 true found; keeping >= 0.5: 2 of 3, 2 of 5
+    assert (lo["precision_at_least"], lo["recall_at_least"], lo["n_pred_at_least"]) == (0.6, 0.6, 5)
+    assert hi["precision_at_least"] == pytest.approx(2 / 3) and hi["recall_at_least"] == pytest.approx(0.4)
+    assert lo["precision_at_least"] == pooled_spike_fidelity(true, pred, (10.0,))["precision_10ms"]
+
+
+def test_spike_confidence_table_rematches_after_dropping():
+    # the unsure spike at 104 takes the true spike at 100 from nobody: dropped, the sure one at 108 still matches
+    rows = spike_confidence_table([np.array([100.0])], [np.array([104.0, 108.0])], [np.array([0.2, 0.9])],
+                                  edges=(0.0, 0.5, 1.0))
+    assert rows[0]["precision_at_least"] == 0.5 and rows[1]["precision_at_least"] == 1.0
+    assert rows[1]["recall_at_least"] == 1.0
+    # an empty bin has no matched fraction; the last bin includes 1.0
+    rows = spike_confidence_table([np.array([1.0])], [np.array([1.0])], [np.array([1.0])], edges=(0.0, 0.5, 1.0))
+    assert math.isnan(rows[0]["matched_fraction"]) and rows[1]["n_pred"] == 1
+
+
+@pytest.mark.parametrize("args, match", [
+    (([np.zeros(1)], [np.zeros(2)], [np.zeros(1)]), "1 entries for 2 predicted"),
+    (([np.zeros(1)], [np.zeros(1)], [np.zeros(1), np.zeros(1)]), "differ in length"),
+    (([np.zeros(1)], [np.zeros(1)], [np.array([1.5])]), r"\[0, 1\]"),
+])
+def test_spike_confidence_table_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        spike_confidence_table(*args)
+    with pytest.raises(ValueError, match="edges"):
+        spike_confidence_table([np.zeros(0)], [np.zeros(0)], [np.zeros(0)], edges=(0.5, 0.2))

@@ -160,7 +160,8 @@ def test_predict_api_and_cli(trained, data, tmp_path):
             "--duration-ms", "150", "--out", str(tmp_path / "pred.npz"))
     assert r.returncode == 0, r.stderr
     z = np.load(tmp_path / "pred.npz")
-    assert set(z.files) == {"t_ms", "v_mV", "spike_times_ms", "v_dend_mV", "ica", "meta"}
+    assert set(z.files) == {"t_ms", "v_mV", "spike_times_ms", "v_dend_mV", "ica", "spike_prob", "spike_confidence",
+                            "meta"}
     assert z["v_dend_mV"].shape == (2, 150) and z["ica"].shape == (150,)
     assert np.allclose(z["v_dend_mV"], tr.v_dend_mV, atol=1e-3) and np.array_equal(z["t_ms"], np.arange(150.0))
     meta = json.loads(str(z["meta"]))

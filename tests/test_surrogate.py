@@ -13,6 +13,7 @@ from neurosurrogate.surrogate.model import (
     SurrogateModel,
     decode_spikes,
     paste_spikes,
+    spike_confidence,
     spike_shape,
 )
 from neurosurrogate.train.losses import surrogate_loss
@@ -57,6 +58,18 @@ def test_targets_and_decoding_round_trip():
     off[55] = 0.9
     assert np.allclose(decode_spikes(p, off), [10.3, 55.9])
     assert decode_spikes(np.zeros(5), np.zeros(5)).size == 0
+
+
+def test_spike_confidence_is_the_peak_probability_of_each_spike():
+    p = np.zeros(100)
+    p[[9, 10, 11]] = [0.6, 0.9, 0.7]
+    p[55] = 0.4
+    off = np.full(100, 0.99)
+    st = decode_spikes(p, off, 0.3)
+    assert np.allclose(st, [10.99, 55.99]) and np.array_equal(spike_confidence(p, st), [0.9, 0.4])
+    assert spike_confidence(p, np.zeros(0)).size == 0
+    with pytest.raises(ValueError, match="spike_times_ms"):
+        spike_confidence(p, np.array([100.0]))
 
 
 def test_clipped_voltage_targets_and_spike_shape_restore_the_spikes():

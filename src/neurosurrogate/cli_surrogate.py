@@ -95,7 +95,12 @@ def add_commands(sub, CLIError) -> None:
         extra = {k: tr.meta[k] for k in ("v_spiking_mV",) if k in tr.meta}
         for k in extra:
             meta["units"][k] = "mV"
-            meta["outputs"].append(k)
+        # how sure the model is: per-ms spike probability, and each spike's peak-bin probability
+        extra["spike_prob"] = np.asarray(tr.meta["spike_prob"], dtype=np.float64)
+        extra["spike_confidence"] = np.asarray(tr.meta["spike_confidence"], dtype=np.float64)
+        meta["units"].update(spike_prob="1 (per 1 ms bin)", spike_confidence="1 (per spike)")
+        meta["spike_threshold"] = float(tr.meta["spike_threshold"])
+        meta["outputs"] += list(extra)
         tr.save_npz(out, meta, extra=extra)
         print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (surrogate {el:.3f} s)")
         if args.plot:
@@ -138,6 +143,7 @@ def add_commands(sub, CLIError) -> None:
     def cmd_evaluate(args):
         from neurosurrogate.biophys.cells import cell_from_dict
         from neurosurrogate.data.dataset import DatasetError, load_dataset
+        from neurosurrogate.data.io import atomic_path
         from neurosurrogate.evaluate.reference import default_skip_ms, load_heldout
         from neurosurrogate.evaluate.report import metrics_table, write_report
         from neurosurrogate.evaluate.rollout import evaluate_dataset, generate_regimes, long_run
@@ -199,7 +205,10 @@ def add_commands(sub, CLIError) -> None:
             summary["scoring"] = {"skip_ms": {name: skips[name] for name in sets}}
         if longr is not None:
             summary["long_run"] = {"duration_s": args.long_run_s, "ev_per_s": [float(x) for x in longr["ev"]]}
-        (out / "metrics.json").write_text(json.dumps(summary, indent=1, default=float))
+        conf = {e.name: e.extra["spike_confidence"] for e in evals if "spike_confidence" in e.extra}
+        for fname, obj in (("metrics.json", summary), ("spike_confidence.json", conf)):
+            with atomic_path(out / fname) as tmp:
+                tmp.write_text(json.dumps(obj, indent=1, default=float))
         print(f"wrote {rep}")
         if args.update_card:  # rows of earlier calls stay (e.g. data scored with another --skip-ms)
             held = {k: v for k, v in model.card.get("heldout_metrics", {}).items() if k != "scoring"}

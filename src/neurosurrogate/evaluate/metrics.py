@@ -41,6 +41,7 @@ __all__ = [
     "variance_explained", "pearson_r", "subthreshold_mask", "explained_variance_over_time",
     "match_spikes", "spike_precision_recall", "firing_rate_error", "fidelity_report",
     "pooled_fidelity", "away_from_spikes_mask", "site_fidelity", "multicompartment_fidelity", "crop_trial",
+    "spike_confidence_table",
 ]
 
 
@@ -343,6 +344,70 @@ def pooled_spike_fidelity(spikes_true_list, spikes_pred_list, windows_ms=(10.0, 
     n_true, n_pred = sum(t.size for t, _ in trains), sum(p.size for _, p in trains)
     return {**_spike_entries(trains, windows_ms, n_true, n_pred), "n_spikes_true": float(n_true),
             "n_spikes_pred": float(n_pred)}
+
+
+CONFIDENCE_EDGES = (0.0, 0.35, 0.5, 0.7, 1.0)
+
+
+def spike_confidence_table(spikes_true_list, spikes_pred_list, confidence_list, window_ms: float = 10.0,
+                           edges=CONFIDENCE_EDGES) -> list[dict[str, float]]:
+    """What a predicted spike's confidence says about it, pooled over trials.
+
+    Every predicted train is matched one to one with its true train (:func:`match_spikes`,
+    ``window_ms``). For each bin ``[edges[i], edges[i+1])`` of confidence (the last bin includes
+    its upper edge) the table gives the number of predicted spikes in it and the fraction of them
+    that were matched, and what keeping only the spikes with confidence ``>= edges[i]`` gives:
+    precision and recall, re-matched after the others are dropped.
+
+    Args:
+        spikes_true_list, spikes_pred_list: spike times per trial, ms.
+        confidence_list: per trial, one confidence in [0, 1] per predicted spike (e.g.
+            :func:`neurosurrogate.surrogate.model.spike_confidence`).
+        window_ms: matching tolerance, ms.
+        edges: increasing bin edges in [0, 1].
+
+    Returns:
+        One dict per bin: ``conf_from``, ``conf_to``, ``n_pred``, ``matched_fraction`` (nan for
+        an empty bin), ``precision_at_least``, ``recall_at_least``, ``n_pred_at_least``.
+
+    Raises:
+        ValueError: lists of unequal length, a confidence list that does not match its spike
+            train, confidences outside [0, 1], or edges that are not increasing within [0, 1].
+    """
+    n = len(spikes_pred_list)
+    if len(spikes_true_list) != n or len(confidence_list) != n:
+        raise ValueError(f"spikes_true_list ({len(spikes_true_list)}), spikes_pred_list ({n}) and "
+                         f"confidence_list ({len(confidence_list)}) differ in length")
+    e = _as_1d(edges, "edges", min_size=2)
+    if np.any(np.diff(e) <= 0) or e[0] < 0 or e[-1] > 1:
+        raise ValueError(f"edges must increase within [0, 1], got {e.tolist()}")
+    w = _scalar(window_ms, "window_ms")
+    trains = []
+    for k in range(n):
+        t = _as_1d(spikes_true_list[k], f"spikes_true_list[{k}]")
+        p = _as_1d(spikes_pred_list[k], f"spikes_pred_list[{k}]")
+        c = _as_1d(confidence_list[k], f"confidence_list[{k}]")
+        if c.size != p.size:
+            raise ValueError(f"confidence_list[{k}] has {c.size} entries for {p.size} predicted spikes")
+        if c.size and (c.min() < 0 or c.max() > 1):
+            raise ValueError(f"confidence_list[{k}]: confidences must lie in [0, 1]")
+        hit = np.zeros(p.size, dtype=bool)
+        hit[match_spikes(t, p, w)[1]] = True
+        trains.append((t, p, c, hit))
+    conf = np.concatenate([c for _, _, c, _ in trains])
+    hit = np.concatenate([h for _, _, _, h in trains])
+    n_true = sum(t.size for t, _, _, _ in trains)
+    rows = []
+    for i, (lo, hi) in enumerate(zip(e[:-1], e[1:])):
+        last = i == e.size - 2
+        in_bin = (conf >= lo) & ((conf <= hi) if last else (conf < hi))
+        n_match = sum(match_spikes(t, p[c >= lo], w)[0].size for t, p, c, _ in trains)
+        n_kept = int(np.count_nonzero(conf >= lo))
+        prec, rec = _pr(n_match, n_true, n_kept)
+        rows.append({"conf_from": float(lo), "conf_to": float(hi), "n_pred": float(in_bin.sum()),
+                     "matched_fraction": float(hit[in_bin].mean()) if in_bin.any() else float("nan"),
+                     "precision_at_least": prec, "recall_at_least": rec, "n_pred_at_least": float(n_kept)})
+    return rows
 
 
 def fidelity_report(v_true, v_pred, spikes_true_ms, spikes_pred_ms, duration_ms,

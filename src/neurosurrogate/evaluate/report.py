@@ -51,6 +51,21 @@ def metrics_table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def confidence_table(rows: list[dict[str, float]]) -> str:
+    """Markdown of :func:`~neurosurrogate.evaluate.metrics.spike_confidence_table` rows."""
+    def f(v):
+        return "n/a" if v is None or np.isnan(v) else f"{v:.3f}"
+
+    lines = ["Predicted spikes by confidence (their peak 1-ms spike probability), matched within ±10 ms:", "",
+             "| confidence | spikes | matched | keeping conf ≥ lower edge: spikes | precision | recall |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['conf_from']:.2f}–{r['conf_to']:.2f} | {r['n_pred']:.0f} | "
+                     f"{f(r['matched_fraction'])} | {r['n_pred_at_least']:.0f} | {f(r['precision_at_least'])} | "
+                     f"{f(r['recall_at_least'])} |")
+    return "\n".join(lines)
+
+
 def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None = None, card: dict | None = None) -> Path:
     """Write ``report.md`` and PNGs (traces, scatter, long-run stability) into ``out_dir``."""
     from neurosurrogate.plotting import plot_overlay, plot_scatter, plot_sites, plot_stability
@@ -77,6 +92,8 @@ def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None
             md += [f"![sites]({sp.name})", ""]
         if e.extra.get("skip_ms"):
             md += [f"Scores leave out the first {e.extra['skip_ms']:g} ms of every trial.", ""]
+        if e.extra.get("spike_confidence"):
+            md += [confidence_table(e.extra["spike_confidence"]), ""]
     if long is not None:
         png = plot_stability(out_dir / "long_run.png", long)
         evs = np.asarray(long["ev"])

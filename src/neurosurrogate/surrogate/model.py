@@ -305,6 +305,29 @@ def decode_spikes(p_spike: np.ndarray, offset_frac: np.ndarray, threshold: float
     return np.asarray(times)
 
 
+def spike_confidence(p_spike: np.ndarray, spike_times_ms: np.ndarray) -> np.ndarray:
+    """The spike probability of the bin each decoded spike came from, (k,).
+
+    :func:`decode_spikes` puts a spike at ``k + offset`` for the most probable bin ``k`` of
+    its run, so this is the run's peak probability: how sure the model was of that spike.
+    On held-out data it is calibrated as a ranking, not as a probability (``evaluate``
+    reports the fraction of spikes matched within ±10 ms per confidence bin).
+
+    Args:
+        p_spike: (T,) per-bin (1 ms) spike probabilities.
+        spike_times_ms: (k,) spike times, ms, decoded from ``p_spike`` (0 <= t < T).
+
+    Raises:
+        ValueError: a spike time lies outside ``[0, T)``.
+    """
+    p = np.asarray(p_spike, dtype=float).reshape(-1)
+    t = np.asarray(spike_times_ms, dtype=float).reshape(-1)
+    if t.size and (not np.all(np.isfinite(t)) or t.min() < 0 or t.max() >= p.size):
+        raise ValueError(f"spike_times_ms must lie in [0, {p.size}) ms, the span of p_spike; "
+                         f"got {t.min():g} to {t.max():g}")
+    return p[np.floor(t).astype(int)]
+
+
 def spike_shape(v_mV: Sequence[np.ndarray], spike_times_ms: Sequence[np.ndarray], n_offsets: int = 10,
                 n_bins: int = 4) -> np.ndarray:
     """Mean soma voltage sampled around spikes, by sub-ms spike offset: (n_offsets, n_bins), mV.
@@ -389,6 +412,7 @@ class SurrogateModel:
         out["spike_prob"] = p
         out["spike_offset"] = off
         out["spike_times_ms"] = decode_spikes(p, off, e.spike_threshold)
+        out["spike_confidence"] = spike_confidence(p, out["spike_times_ms"])
         if e.v_clip_mV is not None and e.spike_shape_mV:
             out["v_spiking_mV"] = paste_spikes(out["v_mV"], out["spike_times_ms"], e.spike_shape_mV, e.v_clip_mV)
         for i, x in enumerate(e.extras):
@@ -401,7 +425,8 @@ class SurrogateModel:
     def _trace(self, d: dict[str, np.ndarray], duration_ms: float) -> Trace:
         """A :class:`Trace` (or ``HayTrace`` for dendritic / Ca outputs) from decoded outputs."""
         t = np.arange(int(duration_ms), dtype=float)
-        meta = {"spike_prob": d["spike_prob"], "spike_offset": d["spike_offset"]}
+        meta = {"spike_prob": d["spike_prob"], "spike_offset": d["spike_offset"],
+                "spike_confidence": d["spike_confidence"], "spike_threshold": self.encoding.spike_threshold}
         if "v_spiking_mV" in d:
             meta["v_spiking_mV"] = d["v_spiking_mV"]
         known = {"ina", "ik", "ica"} | {f"v_dend{k}_mV" for k in range(self.encoding.n_dend_sites)}
@@ -436,7 +461,9 @@ class SurrogateModel:
             A :class:`Trace` (or a list): ``t_ms`` (T,) ms, ``v_mV`` (T,) mV at 1 kHz,
             ``spike_times_ms`` (k,) ms, ``ina``/``ik`` (T,) mA/cm2 if the model predicts them;
             ``meta['spike_prob']``, ``meta['spike_offset']`` (T,) per-bin spike probability and
-            sub-ms offset fraction. Models with dendritic or Ca outputs give a
+            sub-ms offset fraction, ``meta['spike_confidence']`` (k,) each spike's peak bin
+            probability (:func:`spike_confidence`), ``meta['spike_threshold']`` the decoding
+            threshold. Models with dendritic or Ca outputs give a
             :class:`~neurosurrogate.biophys.hay.HayTrace` with ``v_dend_mV`` (n_sites, T) mV
             and/or ``ica`` (T,) mA/cm2 (and ``meta['sites']``, ``meta['ica_site']`` from the
             model card when known); other extra outputs are in ``meta['extras']`` by name.
