@@ -249,3 +249,17 @@ def test_steady_hay_dataset_refuses_a_point_cell_dataset_naming_the_option(tmp_p
     d = ds.load_dataset(out)
     with pytest.raises(ValueError, match="no morphology"):  # a point cell has none to replace
         dataset_cell(d, "cell1.asc")
+
+
+def test_write_json_is_strict_and_atomic(tmp_path):
+    from neurosurrogate.data.io import write_json
+
+    p = write_json(tmp_path / "m.json", {"a": float("nan"), "b": [np.float32(1.5), np.inf], "c": np.arange(2),
+                                          "d": {"e": np.float64(-np.inf), "f": np.int64(3)}, "g": "x"})
+    text = p.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": [0, 1], "d": {"e": None, "f": 3}, "g": "x"}
+    assert [f.name for f in tmp_path.iterdir()] == ["m.json"]  # no temporary file left
+    with pytest.raises(TypeError):  # not JSON at all: an error, and the old file stays
+        write_json(p, {"a": object()})
+    assert json.loads(p.read_text())["g"] == "x" and len(list(tmp_path.iterdir())) == 1

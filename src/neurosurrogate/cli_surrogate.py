@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -143,7 +142,7 @@ def add_commands(sub, CLIError) -> None:
     def cmd_evaluate(args):
         from neurosurrogate.biophys.cells import cell_from_dict
         from neurosurrogate.data.dataset import DatasetError, load_dataset
-        from neurosurrogate.data.io import atomic_path
+        from neurosurrogate.data.io import write_json
         from neurosurrogate.evaluate.reference import default_skip_ms, load_heldout
         from neurosurrogate.evaluate.report import metrics_table, write_report
         from neurosurrogate.evaluate.rollout import evaluate_dataset, generate_regimes, long_run
@@ -207,8 +206,7 @@ def add_commands(sub, CLIError) -> None:
             summary["long_run"] = {"duration_s": args.long_run_s, "ev_per_s": [float(x) for x in longr["ev"]]}
         conf = {e.name: e.extra["spike_confidence"] for e in evals if "spike_confidence" in e.extra}
         for fname, obj in (("metrics.json", summary), ("spike_confidence.json", conf)):
-            with atomic_path(out / fname) as tmp:
-                tmp.write_text(json.dumps(obj, indent=1, default=float))
+            write_json(out / fname, obj)  # strict JSON: a metric without data (nan) is null
         print(f"wrote {rep}")
         if args.update_card:  # rows of earlier calls stay (e.g. data scored with another --skip-ms)
             held = {k: v for k, v in model.card.get("heldout_metrics", {}).items() if k != "scoring"}

@@ -36,6 +36,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def write_json(path: str | Path, obj, indent: int | None = 1) -> Path:
+    """Write ``obj`` as strict JSON, atomically: NaN and infinite floats (numpy ones too) become
+    ``null``, which every JSON reader accepts (Python's default ``NaN`` is not JSON); numpy
+    scalars and arrays become numbers and lists."""
+    import json
+    import math
+
+    import numpy as np
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple, np.ndarray)):
+            return [clean(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+        if isinstance(x, (np.floating, np.integer, np.bool_)):
+            x = x.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        return x
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(clean(obj), indent=indent, allow_nan=False) + "\n")
+    return Path(path)
+
+
 def git_commit() -> str:
     """The commit of the source tree this package runs from, or 'unknown'."""
     here = Path(__file__).resolve().parent

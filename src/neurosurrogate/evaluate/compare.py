@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from neurosurrogate.data.dataset import load_dataset
-from neurosurrogate.data.io import atomic_path
+from neurosurrogate.data.io import atomic_path, write_json
 from neurosurrogate.evaluate.rollout import evaluate_dataset
 
 
@@ -142,8 +142,7 @@ def write_table(out: Path, rows: list[dict]) -> Path:
             "of the whole window, not of one new sample, unlike the streaming CNN-LSTM which keeps its state.\n")
     with atomic_path(out / "compare.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n" + note)
-    with atomic_path(out / "compare.json") as tmp:
-        tmp.write_text(json.dumps(rows, indent=1, default=float))
+    write_json(out / "compare.json", rows)
     plot_compare(out / "compare.png", rows)
     print("\n".join(lines))
     return out / "compare.md"
