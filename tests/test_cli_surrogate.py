@@ -101,6 +101,7 @@ def test_evaluate_report(tiny, tmp_path):
     assert sum(r["n_pred"] for r in conf) == m["test"]["n_spikes_pred"]
     assert conf[0]["precision_at_least"] == pytest.approx(m["test"]["precision_10ms"])
     assert "Predicted spikes by confidence" in (tmp_path / "rep" / "report.md").read_text()
+    assert (tmp_path / "rep" / "spike_confidence.png").exists() == (m["test"]["n_spikes_pred"] > 0)
     r = cli("evaluate", "--model", str(tiny / "run" / "model"))
     assert r.returncode == 2 and "--data" in r.stderr
 

@@ -417,6 +417,7 @@ def test_spike_confidence_table_known_answer():
     assert (lo["conf_from"], lo["conf_to"], hi["conf_from"], hi["conf_to"]) == (0.0, 0.5, 0.5, 1.0)
     assert lo["n_pred"] == 2 and lo["matched_fraction"] == pytest.approx(0.5)
     assert hi["n_pred"] == 3 and hi["matched_fraction"] == pytest.approx(2 / 3)
+    assert lo["conf_mean"] == pytest.approx(0.35) and hi["conf_mean"] == pytest.approx(2.3 / 3)
     # keeping all: 3 of 5 predicted match, 3 of 5 true found; keeping >= 0.5: 2 of 3, 2 of 5
     assert (lo["precision_at_least"], lo["recall_at_least"], lo["n_pred_at_least"]) == (0.6, 0.6, 5)
     assert hi["precision_at_least"] == pytest.approx(2 / 3) and hi["recall_at_least"] == pytest.approx(0.4)
@@ -431,7 +432,8 @@ def test_spike_confidence_table_rematches_after_dropping():
     assert rows[1]["recall_at_least"] == 1.0
     # an empty bin has no matched fraction; the last bin includes 1.0
     rows = spike_confidence_table([np.array([1.0])], [np.array([1.0])], [np.array([1.0])], edges=(0.0, 0.5, 1.0))
-    assert math.isnan(rows[0]["matched_fraction"]) and rows[1]["n_pred"] == 1
+    assert math.isnan(rows[0]["matched_fraction"]) and math.isnan(rows[0]["conf_mean"])
+    assert rows[1]["n_pred"] == 1
 
 
 @pytest.mark.parametrize("args, match", [

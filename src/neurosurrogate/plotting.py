@@ -455,3 +455,30 @@ def plot_voltage_error(path, truth: Sequence, pred: Sequence, v_clip_mV: float) 
     ax[-1, 0].set_xlabel("time, ms")
     fig.tight_layout()
     return _save(fig, path, plt, dpi=80)
+
+
+def plot_spike_confidence(path, tables: dict[str, list[dict]]) -> Path:
+    """What a spike's confidence is worth, per data set: left, the fraction of predicted spikes
+    matched by the cell in each confidence bin, against the bin's mean confidence (a calibrated
+    probability would lie on the diagonal); right, precision against recall when only the spikes of at least
+    each bin's lower edge are kept (rows of
+    :func:`~neurosurrogate.evaluate.metrics.spike_confidence_table`)."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.4, 3.6))
+    def num(v):
+        return np.nan if v is None else v
+
+    for i, (name, rows) in enumerate(tables.items()):
+        a1.plot([num(r["conf_mean"]) for r in rows], [num(r["matched_fraction"]) for r in rows], "o-",
+                label=f"{name} ({sum(r['n_pred'] for r in rows):.0f} spikes)")
+        a2.plot([r["recall_at_least"] for r in rows], [r["precision_at_least"] for r in rows], "o-", label=name)
+        for r in rows if i == 0 else []:  # the edges once: they are the same for every data set
+            a2.annotate(f"≥{r['conf_from']:.2f}", (r["recall_at_least"], r["precision_at_least"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, -10))
+    a1.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+    a1.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="spike confidence (mean in bin)", ylabel="fraction matched (±10 ms)")
+    a2.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="recall (±10 ms)", ylabel="precision (±10 ms)")
+    a2.set_title("keeping spikes of confidence ≥ …", fontsize=9)
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path, plt)

@@ -367,8 +367,9 @@ def spike_confidence_table(spikes_true_list, spikes_pred_list, confidence_list, 
         edges: increasing bin edges in [0, 1].
 
     Returns:
-        One dict per bin: ``conf_from``, ``conf_to``, ``n_pred``, ``matched_fraction`` (nan for
-        an empty bin), ``precision_at_least``, ``recall_at_least``, ``n_pred_at_least``.
+        One dict per bin: ``conf_from``, ``conf_to``, ``n_pred``, ``conf_mean`` (the mean
+        confidence in the bin) and ``matched_fraction`` (both nan for an empty bin),
+        ``precision_at_least``, ``recall_at_least``, ``n_pred_at_least``.
 
     Raises:
         ValueError: lists of unequal length, a confidence list that does not match its spike
@@ -405,6 +406,7 @@ def spike_confidence_table(spikes_true_list, spikes_pred_list, confidence_list, 
         n_kept = int(np.count_nonzero(conf >= lo))
         prec, rec = _pr(n_match, n_true, n_kept)
         rows.append({"conf_from": float(lo), "conf_to": float(hi), "n_pred": float(in_bin.sum()),
+                     "conf_mean": float(conf[in_bin].mean()) if in_bin.any() else float("nan"),
                      "matched_fraction": float(hit[in_bin].mean()) if in_bin.any() else float("nan"),
                      "precision_at_least": prec, "recall_at_least": rec, "n_pred_at_least": float(n_kept)})
     return rows

@@ -68,7 +68,7 @@ def confidence_table(rows: list[dict[str, float]]) -> str:
 
 def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None = None, card: dict | None = None) -> Path:
     """Write ``report.md`` and PNGs (traces, scatter, long-run stability) into ``out_dir``."""
-    from neurosurrogate.plotting import plot_overlay, plot_scatter, plot_sites, plot_stability
+    from neurosurrogate.plotting import plot_overlay, plot_scatter, plot_sites, plot_spike_confidence, plot_stability
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +94,10 @@ def write_report(out_dir: Path, title: str, evaluations: list, long: dict | None
             md += [f"Scores leave out the first {e.extra['skip_ms']:g} ms of every trial.", ""]
         if e.extra.get("spike_confidence"):
             md += [confidence_table(e.extra["spike_confidence"]), ""]
+    conf = {e.name: e.extra["spike_confidence"] for e in evaluations if e.extra.get("spike_confidence")}
+    if any(r["n_pred"] for rows in conf.values() for r in rows):
+        png = plot_spike_confidence(out_dir / "spike_confidence.png", conf)
+        md += ["## Spike confidence", f"![spike confidence]({png.name})", ""]
     if long is not None:
         png = plot_stability(out_dir / "long_run.png", long)
         evs = np.asarray(long["ev"])
