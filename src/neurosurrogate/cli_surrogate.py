@@ -49,7 +49,9 @@ def add_commands(sub, CLIError) -> None:
         "predict", help="run a surrogate on an event table (the prediction contract)",
         description="Free-running surrogate prediction from rest: writes t_ms, v_mV (1 kHz), spike_times_ms "
         "(and ina, ik if the model predicts them; v_dend_mV (n_sites, T) and ica for multi-compartment models "
-        "such as hay-l5pc) to an NPZ. Event synapse indices refer to the model's cell's synapse table.")
+        "such as hay-l5pc) to an NPZ, with spike_prob (the spike probability of every 1-ms bin) and "
+        "spike_confidence (each spike's peak-bin probability; meta holds the decoding threshold). Event synapse "
+        "indices refer to the model's cell's synapse table.")
     q.add_argument("--model", default="point-hh", help="shipped model name or model folder (default point-hh)")
     q.add_argument("--events", required=True, help="event table (.npz or .csv)")
     q.add_argument("--duration-ms", dest="duration_ms", type=_duration, default=2000.0,
@@ -136,7 +138,7 @@ def add_commands(sub, CLIError) -> None:
                    "pre-run (the Hay 2011 reference recordings, simulate --no-prerun data: the cell drifts for "
                    "~300 ms), 0 for trials that start from the steady state")
     q.add_argument("--out-dir", dest="out_dir", default="out/evaluate",
-                   help="report folder: tables, plots, metrics JSON (default out/evaluate)")
+                   help="report folder: report.md, plots, metrics.json and spike_confidence.json (default out/evaluate)")
     q.add_argument("--update-card", action="store_true", help="write the held-out metrics into the model card")
 
     def cmd_evaluate(args):
