@@ -44,8 +44,9 @@ def test_predict_contract_with_model_path(tiny, tmp_path):
     assert cli("events", "--duration-ms", "300", "--seed", "5", "--out", str(ev)).returncode == 0
     out = tmp_path / "pred.npz"
     r = cli("predict", "--model", str(tiny / "run" / "model"), "--events", str(ev), "--duration-ms", "300",
-            "--out", str(out))
+            "--out", str(out), "--plot", str(tmp_path / "pred.png"))
     assert r.returncode == 0, r.stderr
+    assert (tmp_path / "pred.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     z = np.load(out)
     assert z["v_mV"].shape == (300,) and np.array_equal(z["t_ms"], np.arange(300.0))
     assert "spike_times_ms" in z.files and np.isfinite(z["v_mV"]).all()

@@ -157,8 +157,9 @@ def test_predict_api_and_cli(trained, data, tmp_path):
     assert np.allclose(both[1].v_dend_mV, tr.v_dend_mV, atol=1e-3)
     ev.save(tmp_path / "ev.npz")
     r = cli("predict", "--model", str(data["dir"] / "run" / "model"), "--events", str(tmp_path / "ev.npz"),
-            "--duration-ms", "150", "--out", str(tmp_path / "pred.npz"))
+            "--duration-ms", "150", "--out", str(tmp_path / "pred.npz"), "--plot", str(tmp_path / "pred.png"))
     assert r.returncode == 0, r.stderr
+    assert (tmp_path / "pred.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # soma, spike probability, dendrites
     z = np.load(tmp_path / "pred.npz")
     assert set(z.files) == {"t_ms", "v_mV", "spike_times_ms", "v_dend_mV", "ica", "spike_prob", "spike_confidence",
                             "meta"}

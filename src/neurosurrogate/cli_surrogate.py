@@ -105,9 +105,9 @@ def add_commands(sub, CLIError) -> None:
         tr.save_npz(out, meta, extra=extra)
         print(f"wrote {out}: {len(tr.spike_times_ms)} spikes in {args.duration_ms:g} ms (surrogate {el:.3f} s)")
         if args.plot:
-            from neurosurrogate.plotting import plot_traces
+            from neurosurrogate.plotting import plot_prediction
 
-            plot_traces(args.plot, [tr], title=f"surrogate {args.model}")
+            plot_prediction(args.plot, tr, title=f"surrogate {args.model}, free-running from rest")
         return 0
 
     q.set_defaults(func=cmd_predict)

@@ -482,3 +482,42 @@ def plot_spike_confidence(path, tables: dict[str, list[dict]]) -> Path:
     a1.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path, plt)
+
+
+def plot_prediction(path, tr, title: str = "") -> Path:
+    """One surrogate prediction: the soma voltage (with its spikes marked and coloured by the
+    model's confidence) above the spike probability of every 1-ms bin and the decoding threshold,
+    and the dendritic voltages where the model predicts them. ``tr.meta`` holds ``spike_prob``,
+    ``spike_confidence`` and ``spike_threshold`` (as :meth:`SurrogateModel.predict` gives)."""
+    plt = _plt()
+    dend = getattr(tr, "v_dend_mV", None)
+    n = 3 if dend is not None else 2
+    fig, axes = plt.subplots(n, 1, figsize=(11, 1.7 * n + 0.8), sharex=True, layout="constrained",
+                             gridspec_kw={"height_ratios": [2, 1, 1.3][:n]})
+    ax = axes[0]
+    ax.plot(tr.t_ms, shown_v(tr), lw=0.7, color="k")
+    st, conf = tr.spike_times_ms, np.asarray(tr.meta.get("spike_confidence", np.ones(len(tr.spike_times_ms))))
+    if st.size:
+        sc = ax.scatter(st, np.full(st.size, float(np.max(shown_v(tr))) + 3.0), c=conf, vmin=0, vmax=1,
+                        cmap="viridis", marker="v", s=18)
+        fig.colorbar(sc, ax=list(axes), pad=0.01, fraction=0.03, label="spike confidence")  # keeps the x axes aligned
+    ax.set_ylabel("soma V (mV)")
+    ax.set_title(f"{st.size} spikes", fontsize=8, loc="left")
+    ax = axes[1]
+    ax.plot(tr.t_ms, tr.meta["spike_prob"], lw=0.7, color="tab:purple")
+    thr = tr.meta.get("spike_threshold")
+    if thr is not None:
+        ax.axhline(thr, color="grey", ls=":", lw=0.8, label=f"threshold {thr:g}")
+        ax.legend(fontsize=7, loc="upper right")
+    ax.set(ylim=(0, 1), ylabel="spike prob.\n(per ms)")
+    if dend is not None:
+        for k, v in enumerate(dend):
+            site = (tr.meta.get("sites") or [{}] * len(dend))[k]
+            dist = site.get("target_dist_um") if isinstance(site, dict) else None
+            axes[2].plot(tr.t_ms, v, lw=0.7, label=f"site {k}" + (f" ({dist:g} µm)" if dist is not None else ""))
+        axes[2].set_ylabel("dend. V (mV)")
+        axes[2].legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel("time (ms)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path, plt)
