@@ -138,7 +138,8 @@ def add_commands(sub, CLIError) -> None:
                    "pre-run (the Hay 2011 reference recordings, simulate --no-prerun data: the cell drifts for "
                    "~300 ms), 0 for trials that start from the steady state")
     q.add_argument("--out-dir", dest="out_dir", default="out/evaluate",
-                   help="report folder: report.md, plots, metrics.json and spike_confidence.json (default out/evaluate)")
+                   help="report folder: report.md, plots, metrics.json and spike_confidence.json "
+                   "(default out/evaluate)")
     q.add_argument("--update-card", action="store_true", help="write the held-out metrics into the model card")
 
     def cmd_evaluate(args):

@@ -460,12 +460,13 @@ def plot_voltage_error(path, truth: Sequence, pred: Sequence, v_clip_mV: float) 
 def plot_spike_confidence(path, tables: dict[str, list[dict]]) -> Path:
     """What a spike's confidence is worth, per data set: left, the fraction of predicted spikes
     matched by the cell in each confidence bin, against the bin's mean confidence (a calibrated
-    probability would lie on the diagonal); right, precision against recall when only the spikes of at least
-    each bin's lower edge are kept (rows of
+    probability would lie on the diagonal); right, precision against recall when only the spikes
+    of at least each bin's lower edge are kept (rows of
     :func:`~neurosurrogate.evaluate.metrics.spike_confidence_table`)."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.4, 3.6))
-    def num(v):
+
+    def num(v):  # an empty bin: nan in memory, null once read back from JSON
         return np.nan if v is None else v
 
     for i, (name, rows) in enumerate(tables.items()):
