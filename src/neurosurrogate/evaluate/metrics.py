@@ -402,8 +402,11 @@ def spike_confidence_table(spikes_true_list, spikes_pred_list, confidence_list, 
     for i, (lo, hi) in enumerate(zip(e[:-1], e[1:])):
         last = i == e.size - 2
         in_bin = (conf >= lo) & ((conf <= hi) if last else (conf < hi))
-        n_match = sum(match_spikes(t, p[c >= lo], w)[0].size for t, p, c, _ in trains)
         n_kept = int(np.count_nonzero(conf >= lo))
+        if n_kept == conf.size:  # nothing dropped: the matching above
+            n_match = int(hit.sum())
+        else:
+            n_match = sum(match_spikes(t, p[c >= lo], w)[0].size for t, p, c, _ in trains)
         prec, rec = _pr(n_match, n_true, n_kept)
         rows.append({"conf_from": float(lo), "conf_to": float(hi), "n_pred": float(in_bin.sum()),
                      "conf_mean": float(conf[in_bin].mean()) if in_bin.any() else float("nan"),

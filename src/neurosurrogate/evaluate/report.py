@@ -30,6 +30,11 @@ def _column_label(key: str) -> str | None:
     return "r ica" if key == "ica_pearson_r" else None
 
 
+def _cell(v) -> str:
+    """A table entry: three decimals, or n/a for a metric without data (None or nan)."""
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+
+
 def metrics_table(rows: dict[str, dict[str, float]]) -> str:
     """A Markdown table, one row per dataset / regime; multi-compartment columns (soma r away
     from spikes, r per dendritic site, r of ica) are added when some row has them."""
@@ -43,26 +48,20 @@ def metrics_table(rows: dict[str, dict[str, float]]) -> str:
     sep = "|---" * (len(keys) + 1) + "|"
     lines = [head, sep]
     for name, m in rows.items():
-        vals = []
-        for k, _ in keys:
-            v = m.get(k, float("nan"))
-            vals.append("n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}")
+        vals = [_cell(m.get(k)) for k, _ in keys]
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
 def confidence_table(rows: list[dict[str, float]]) -> str:
     """Markdown of :func:`~neurosurrogate.evaluate.metrics.spike_confidence_table` rows."""
-    def f(v):
-        return "n/a" if v is None or np.isnan(v) else f"{v:.3f}"
-
     lines = ["Predicted spikes by confidence (their peak 1-ms spike probability), matched within ±10 ms:", "",
              "| confidence | spikes | matched | keeping conf ≥ lower edge: spikes | precision | recall |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['conf_from']:.2f}–{r['conf_to']:.2f} | {r['n_pred']:.0f} | "
-                     f"{f(r['matched_fraction'])} | {r['n_pred_at_least']:.0f} | {f(r['precision_at_least'])} | "
-                     f"{f(r['recall_at_least'])} |")
+                     f"{_cell(r['matched_fraction'])} | {r['n_pred_at_least']:.0f} | "
+                     f"{_cell(r['precision_at_least'])} | {_cell(r['recall_at_least'])} |")
     return "\n".join(lines)
 
 

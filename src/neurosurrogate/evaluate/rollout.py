@@ -127,7 +127,7 @@ def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = Non
         ...); ``ina``/``ik_variance_explained`` for models predicting soma currents. Outputs
         the data did not record are listed in ``extra['not_scored']``.
     """
-    from neurosurrogate.surrogate.model import dend_row, spike_confidence
+    from neurosurrogate.surrogate.model import dend_row
 
     T = float(d.v_mV.shape[1])
     t0 = time.perf_counter()
@@ -163,8 +163,9 @@ def evaluate_dataset(model, d: Dataset, name: str = "", device: str | None = Non
     extra = {"skip_ms": float(skip_ms)} if skip_ms else {}
     if lacking:
         extra["not_scored"] = lacking
-    probs = [crop_trial(p.meta["spike_prob"], [], skip_ms)[0] if skip_ms else p.meta["spike_prob"] for p in preds]
-    extra["spike_confidence"] = spike_confidence_table(st, sp, [spike_confidence(q, s) for q, s in zip(probs, sp)])
+    # each scored spike's confidence, as predict gave it (cropping keeps the spikes at t >= skip_ms)
+    conf = [p.meta["spike_confidence"][p.spike_times_ms >= skip_ms] for p in preds]
+    extra["spike_confidence"] = spike_confidence_table(st, sp, conf)
     return Evaluation(name or str(d.path), m, truth, preds, wall, extra)
 
 
